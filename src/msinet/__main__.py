@@ -1,0 +1,5 @@
+import sys
+
+from msinet.cli import main
+
+sys.exit(main())

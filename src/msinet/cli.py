@@ -1,0 +1,168 @@
+"""The `msinet` command line."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"msinet: error: {message}", file=sys.stderr)
+    return code
+
+
+def expand_inputs(specs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (searched recursively for images) and globs -> image paths, and problems."""
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((spec, "folder holds no images"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif glob.has_magic(spec):
+            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+            if not found:
+                problems.append((spec, "pattern matches no files"))
+            files.extend(found)
+        else:
+            problems.append((spec, "no such file or folder"))
+    unique = list(dict.fromkeys(files))
+    return unique, problems
+
+
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """`<stem>` per input, made unique with the parent folder's name where stems collide."""
+    stems: dict[str, int] = {}
+    for f in files:
+        stems[f.stem] = stems.get(f.stem, 0) + 1
+    names = {}
+    for f in files:
+        names[f] = f.stem if stems[f.stem] == 1 else f"{f.parent.name}_{f.stem}"
+    return names
+
+
+def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from msinet.engine import load_engine
+    from msinet.postprocess import colormap_lut, map_to_image, overlay, to_uint8
+    from msinet.preprocess import parse_size
+    from msinet.weights import WeightsError, default_weights
+
+    if args.batch_size < 1:
+        return fail("--batch-size must be >= 1")
+    try:
+        size = parse_size(args.size) if args.size else None
+        colormap_lut(args.colormap)
+        weights = Path(args.weights) if args.weights else default_weights()
+        engine = load_engine(args.engine, weights, threads=args.threads)
+    except (ValueError, WeightsError) as e:
+        return fail(str(e))
+    from msinet.predictor import Predictor
+
+    predictor = Predictor(engine, size)
+    files, failures = expand_inputs(args.inputs)
+    names = output_names(files)
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with tqdm(total=len(files), unit="img", desc="predict", disable=args.quiet) as bar:
+        for group in chunks(files, args.batch_size):
+            loaded = []
+            for f in group:
+                try:
+                    image = load_image(f, max_pixels=args.max_pixels)
+                    loaded.append((f, image, *predictor.prepare(image)))
+                except (ImageError, MemoryError) as e:
+                    failures.append((str(f), str(e)))
+                    bar.update(1)
+            if not loaded:
+                continue
+            maps = predictor.run([x for _, _, x, _ in loaded])
+            for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
+                saliency = map_to_image(m, geometry.original)
+                Image.fromarray(to_uint8(saliency)).save(outdir / f"{names[f]}.png")
+                if args.overlay:
+                    blended = overlay(image, saliency, args.colormap, args.alpha)
+                    Image.fromarray(blended).save(outdir / f"{names[f]}_overlay.jpg", quality=92)
+                written += 1
+                bar.update(1)
+    print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
+    for name, reason in failures:
+        print(f"msinet: skipped {name}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from msinet.weights import WeightsError, load_arrays
+
+    try:
+        tensors, meta = load_arrays(args.weights)
+    except WeightsError as e:
+        return fail(str(e))
+    info = {
+        "file": str(args.weights),
+        "parameters": int(sum(np.prod(t.shape) for t in tensors.values())),
+        "dtypes": sorted({str(t.dtype) for t in tensors.values()}),
+        "content_hash": "verified",
+        **{k: v for k, v in meta.__dict__.items()},
+    }
+    print(json.dumps(info, indent=2, default=list))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from msinet.engine import ENGINES
+
+    parser = argparse.ArgumentParser(prog="msinet", description="MSI-Net saliency prediction")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="saliency maps for images, folders or globs")
+    p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--weights", metavar="FILE", help="msinet .safetensors (default: shipped)")
+    p.add_argument("--engine", choices=ENGINES, default="torch")
+    p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
+    p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
+    p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
+    p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity at peak saliency")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("info", help="print a weights file's metadata")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Inference engines: each takes the same preprocessed batch and returns the same maps.
+
+Input: (B, 3, H, W) float32 RGB in 0..255, H and W multiples of 8 (what `preprocess.batch`
+makes). Output: (B, H, W) float32 maps, min-max normalised per image to 0..1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from msinet.weights import WeightsMeta
+
+
+class Engine(Protocol):
+    name: str
+    meta: WeightsMeta
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+ENGINES = ("torch",)
+
+
+def check_batch(batch: np.ndarray) -> None:
+    """Engines refuse what preprocessing can never produce, naming the problem."""
+    if batch.ndim != 4 or batch.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) batch, got shape {batch.shape}")
+    if batch.shape[2] % 8 or batch.shape[3] % 8:
+        raise ValueError(f"H and W must be multiples of 8, got {batch.shape[2]}x{batch.shape[3]}")
+
+
+def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:
+    if name == "torch":
+        from msinet.engine.torch import TorchEngine
+
+        return TorchEngine(Path(weights), threads=threads)
+    raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")

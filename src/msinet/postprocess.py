@@ -1,0 +1,64 @@
+"""From the model's map back to the image: geometry, 8-bit maps, heat maps and overlays."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from msinet.resize import fit_size, resize_tf
+
+
+def map_to_image(saliency: np.ndarray, original: tuple[int, int]) -> np.ndarray:
+    """Official postprocessing: resize the model-size map by the larger ratio so that it covers
+    the original (H, W), then crop the centre (top/left floor). Returns float32 in 0..1."""
+    cover = fit_size(saliency.shape, original, cover=True)
+    m = np.clip(resize_tf(saliency, cover), 0.0, 1.0)
+    top, left = (cover[0] - original[0]) // 2, (cover[1] - original[1]) // 2
+    return np.ascontiguousarray(m[top : top + original[0], left : left + original[1]])
+
+
+def to_uint8(saliency: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+@lru_cache(maxsize=16)
+def colormap_lut(name: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table from matplotlib's colormap of that name."""
+    import matplotlib
+
+    try:
+        cmap = matplotlib.colormaps[name]
+    except KeyError as e:
+        raise ValueError(f"unknown colormap {name!r}; try jet, viridis, inferno, turbo") from e
+    return (cmap(np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def colorize(saliency: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """(H, W) map in 0..1 -> (H, W, 3) uint8 heat map."""
+    return colormap_lut(colormap)[to_uint8(saliency)]
+
+
+def overlay(
+    image: np.ndarray, saliency: np.ndarray, colormap: str = "jet", alpha: float = 0.5
+) -> np.ndarray:
+    """The heat map blended over the image, more opaque where saliency is high."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    heat = colorize(saliency, colormap).astype(np.float32)
+    a = alpha * np.sqrt(np.clip(saliency, 0.0, 1.0))[..., None]
+    return np.rint(image * (1 - a) + heat * a).astype(np.uint8)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

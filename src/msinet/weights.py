@@ -1,0 +1,236 @@
+"""Weights on disk: safetensors with metadata and a content hash, never pickle.
+
+Everything here but `load_model`/`save_model`/`init_from_vgg16` works on numpy arrays, so the
+torch-free engines read the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+if TYPE_CHECKING:
+    from msinet.model import MSINet
+
+FORMAT = "msinet"
+ARCH_VERSION = "1"  # bump when the module layout changes in a way old files cannot load into
+
+
+class WeightsError(Exception):
+    """A weights file that is missing, corrupt, or not an MSI-Net of this architecture."""
+
+
+@dataclass(frozen=True)
+class WeightsMeta:
+    """What a weights file says about itself (all stored as strings in the safetensors header)."""
+
+    input_order: str = "bgr"  # see MSINetConfig.input_order
+    mean: tuple[float, float, float] = (103.939, 116.779, 123.68)
+    training_size: tuple[int, int] = (240, 320)  # (H, W) the model was trained at
+    dataset: str = "none"
+    version: str = "0"
+    arch_version: str = ARCH_VERSION
+    description: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_header(self) -> dict[str, str]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        header = {k: json.dumps(v) if isinstance(v, tuple | list) else str(v) for k, v in d.items()}
+        header["extra"] = json.dumps(extra)
+        header["format"] = FORMAT
+        return header
+
+    @classmethod
+    def from_header(cls, header: dict[str, str]) -> WeightsMeta:
+        try:
+            return cls(
+                input_order=header["input_order"],
+                mean=tuple(json.loads(header["mean"])),
+                training_size=tuple(json.loads(header["training_size"])),
+                dataset=header.get("dataset", "none"),
+                version=header.get("version", "0"),
+                arch_version=header["arch_version"],
+                description=header.get("description", ""),
+                extra=json.loads(header.get("extra", "{}")),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise WeightsError(f"weights metadata is incomplete or malformed: {e!r}") from e
+
+
+def content_hash(tensors: dict[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and bytes, independent of the file's header layout."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{t.dtype.str}|{t.shape}|".encode())
+        h.update(t.tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_arrays(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: WeightsMeta) -> str:
+    """Write tensors with metadata and their content hash; returns the hash."""
+    header = meta.to_header()
+    header["content_sha256"] = content_hash(tensors)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), header)
+    return header["content_sha256"]
+
+
+def read_header(path: str | os.PathLike) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), "np") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], WeightsMeta]:
+    """Read an msinet weights file, verifying its format, architecture and content hash."""
+    path = Path(path)
+    header = read_header(path)
+    if header.get("format") != FORMAT:
+        raise WeightsError(
+            f"{path} is not an msinet weights file (format={header.get('format')!r}); "
+            "official TF weights need `msinet convert-official` first"
+        )
+    meta = WeightsMeta.from_header(header)
+    if meta.arch_version != ARCH_VERSION:
+        raise WeightsError(
+            f"{path} is for architecture version {meta.arch_version}, "
+            f"this msinet reads version {ARCH_VERSION}"
+        )
+    try:
+        with safe_open(str(path), "np") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path} is corrupted: {e}") from e
+    expected = header.get("content_sha256")
+    if expected is None:
+        raise WeightsError(f"{path} carries no content_sha256; refusing unverified weights")
+    if content_hash(tensors) != expected:
+        raise WeightsError(f"{path} is corrupted: content hash does not match its metadata")
+    return tensors, meta
+
+
+def check_state(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:
+    """Fail with every missing, unexpected and mis-shaped key named, not just the first."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {expected[k]}"
+        for k in sorted(set(expected) & set(tensors))
+        if tuple(tensors[k].shape) != tuple(expected[k])
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected}")
+        if wrong:
+            parts.append(f"wrong shapes {wrong}")
+        raise WeightsError("weights do not fit the MSI-Net architecture: " + "; ".join(parts))
+
+
+# --- torch side -------------------------------------------------------------------------------
+
+
+def save_model(
+    model: MSINet, path: str | os.PathLike, meta: WeightsMeta, dtype: str = "float32"
+) -> str:
+    """Save a model's parameters (float32 or float16) with metadata; returns the content hash."""
+    tensors = {k: v.detach().cpu().numpy().astype(dtype) for k, v in model.state_dict().items()}
+    return save_arrays(path, tensors, meta)
+
+
+def load_model(path: str | os.PathLike) -> MSINet:
+    """Build an MSINet whose input convention and weights come from the file."""
+    import torch
+
+    from msinet.model import MSINet, MSINetConfig
+
+    tensors, meta = load_arrays(path)
+    if meta.input_order not in ("bgr", "rgb"):
+        raise WeightsError(f"unknown input_order {meta.input_order!r} in {path}")
+    model = MSINet(MSINetConfig(input_order=meta.input_order, mean=meta.mean))  # type: ignore[arg-type]
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state(tensors, expected)
+    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
+    model.load_state_dict(state)
+    model.weights_meta = meta  # type: ignore[attr-defined]
+    return model.eval()
+
+
+def init_from_vgg16(model: MSINet, path: str | os.PathLike) -> None:
+    """Load VGG16 conv weights (keys conv1_1.weight … conv5_3.bias, OIHW) into the encoder."""
+    import torch
+
+    path = Path(path)
+    read_header(path)  # clear error for a missing or non-safetensors file
+    with safe_open(str(path), "np") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    encoder = model.encoder.state_dict()
+    remapped = {f"{k.split('_')[0]}.{k}": v for k, v in tensors.items()}  # conv1.conv1_1.weight
+    check_state(remapped, {k: tuple(v.shape) for k, v in encoder.items()})
+    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in remapped.items()}
+    model.encoder.load_state_dict(state)
+
+
+# --- shipped weights --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShippedWeights:
+    """A model that ships in the repository's weights/ folder, pinned by its file hash."""
+
+    name: str
+    file: str
+    sha256: str
+    meta: dict[str, object]
+
+
+# Trained weights are added here when they ship (issue: trained weights as the default).
+SHIPPED: dict[str, ShippedWeights] = {}
+DEFAULT_MODEL = "msinet-osie"
+
+
+def weights_dir() -> Path:
+    """`$MSINET_WEIGHTS_DIR`, else the repository's weights/ beside src/."""
+    env = os.environ.get("MSINET_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
+
+
+def default_weights() -> Path:
+    """The verified path of the default shipped model, or a clear error saying there is none."""
+    entry = SHIPPED.get(DEFAULT_MODEL)
+    if entry is None:
+        raise WeightsError(
+            "no trained weights are installed with this msinet; pass --weights FILE "
+            "(an msinet .safetensors file, e.g. one written by `msinet train`)"
+        )
+    path = weights_dir() / entry.file
+    if not path.is_file():
+        raise WeightsError(f"the default weights {path} are missing from this installation")
+    if file_sha256(path) != entry.sha256:
+        raise WeightsError(f"{path} does not match its pinned sha256 {entry.sha256}: corrupted")
+    return path

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real data in ../shared, and a small set of model weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("MSINET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+OSIE = SHARED / "data" / "osie"
+VGG16 = SHARED / "weights" / "vgg16_imagenet_bgr.safetensors"
+
+
+def need(path: Path) -> Path:
+    """Skip where ../shared is absent (a user's clone); under CI its absence is an error."""
+    if not path.exists():
+        msg = f"{path} not found: the tests read real data from ../shared beside the checkout"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def osie_root() -> Path:
+    return need(OSIE / "fixations.mat").parent
+
+
+@pytest.fixture(scope="session")
+def osie_images(osie_root: Path) -> list[Path]:
+    return sorted((osie_root / "stimuli").glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def vgg16_path() -> Path:
+    return need(VGG16)
+
+
+@pytest.fixture(scope="session")
+def random_model():
+    import torch
+
+    from msinet.model import MSINet, init_weights
+
+    torch.manual_seed(0)
+    model = MSINet()
+    init_weights(model)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory, random_model) -> Path:
+    """A randomly initialised MSI-Net saved as msinet weights (fp16), written by the test."""
+    from msinet.weights import WeightsMeta, save_model
+
+    path = tmp_path_factory.mktemp("weights") / "random.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init", version="test"), "float16")
+    return path

@@ -1,0 +1,147 @@
+"""`msinet predict` and `msinet info` end to end on real OSIE images."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from msinet import weights as W
+from msinet.cli import main
+
+
+@pytest.fixture
+def inputs(tmp_path, osie_images):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in osie_images[:3]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def test_predict_folder_with_overlay_and_batches(tmp_path, inputs, random_weights):
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "predict",
+            str(inputs),
+            "-o",
+            str(out),
+            "--weights",
+            str(random_weights),
+            "--overlay",
+            "--batch-size",
+            "2",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    for p in sorted(inputs.iterdir()):
+        m = np.asarray(Image.open(out / f"{p.stem}.png"))
+        assert m.shape == (600, 800) and m.dtype == np.uint8
+        assert m.max() == 255 and m.min() == 0  # min-max normalised
+        ov = Image.open(out / f"{p.stem}_overlay.jpg")
+        assert ov.size == (800, 600) and ov.mode == "RGB"
+
+
+def test_batch_size_does_not_change_maps(tmp_path, inputs, random_weights):
+    for bs in (1, 3):
+        assert (
+            main(
+                [
+                    "predict",
+                    str(inputs / "*.jpg"),
+                    "-o",
+                    str(tmp_path / f"b{bs}"),
+                    "--weights",
+                    str(random_weights),
+                    "--batch-size",
+                    str(bs),
+                    "-q",
+                ]
+            )
+            == 0
+        )
+    for p in inputs.iterdir():
+        a = np.asarray(Image.open(tmp_path / "b1" / f"{p.stem}.png"), np.int16)
+        b = np.asarray(Image.open(tmp_path / "b3" / f"{p.stem}.png"), np.int16)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_bad_files_are_reported_and_skipped(tmp_path, inputs, random_weights, capsys):
+    (inputs / "text.jpg").write_text("not an image")
+    (inputs / "empty.png").write_bytes(b"")
+    good = sorted(inputs.glob("1*.jpg"))
+    (inputs / "cut.jpg").write_bytes(good[0].read_bytes()[:3000])
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "predict",
+            str(inputs),
+            str(tmp_path / "missing.jpg"),
+            "-o",
+            str(out),
+            "--weights",
+            str(random_weights),
+            "--batch-size",
+            "4",
+            "-q",
+        ]
+    )
+    assert rc == 1
+    err = capsys.readouterr().err
+    for name in ("text.jpg", "empty.png", "cut.jpg", "missing.jpg"):
+        assert name in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in good)
+
+
+def test_custom_size_preset(tmp_path, inputs, random_weights):
+    one = sorted(inputs.iterdir())[0]
+    rc = main(
+        [
+            "predict",
+            str(one),
+            "-o",
+            str(tmp_path / "o"),
+            "--weights",
+            str(random_weights),
+            "--size",
+            "mit1003",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    assert Image.open(tmp_path / "o" / f"{one.stem}.png").size == (800, 600)
+
+
+def test_predict_without_weights_says_so(tmp_path, inputs, monkeypatch, capsys):
+    monkeypatch.setattr(W, "SHIPPED", {})
+    rc = main(["predict", str(inputs), "-o", str(tmp_path / "o")])
+    assert rc == 2
+    assert "no trained weights are installed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_options_are_clear_errors(tmp_path, inputs, random_weights, capsys):
+    base = ["predict", str(inputs), "-o", str(tmp_path / "o"), "--weights", str(random_weights)]
+    assert main([*base, "--size", "100x100"]) == 2
+    assert main([*base, "--colormap", "nope"]) == 2
+    assert main([*base, "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "multiples of 8" in err and "unknown colormap" in err and "--batch-size" in err
+
+
+def test_info_prints_metadata(random_weights, capsys):
+    assert main(["info", str(random_weights)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == 24_934_209
+    assert info["input_order"] == "bgr" and info["training_size"] == [240, 320]
+    assert info["dtypes"] == ["float16"] and info["content_hash"] == "verified"
+
+
+def test_info_on_corrupt_file(tmp_path, capsys):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    assert main(["info", str(bad)]) == 2
+    assert "not a readable safetensors" in capsys.readouterr().err
