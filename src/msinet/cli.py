@@ -132,6 +132,49 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from msinet.data import open_dataset
+    from msinet.evaluate import evaluate, folder_predictions, model_predictions
+    from msinet.metrics import MetricError
+    from msinet.weights import WeightsError
+
+    if not (args.weights or args.predictions or args.baselines):
+        return fail("nothing to score: give --weights, --predictions and/or --baselines")
+    try:
+        dataset = open_dataset(args.dataset, args.root)
+        samples = dataset.samples(args.split)[: args.limit]
+        predictors = {}
+        if args.predictions:
+            predictors[f"predictions ({Path(args.predictions).name})"] = folder_predictions(
+                args.predictions
+            )
+        if args.weights:
+            predictors[f"msinet ({Path(args.weights).name})"] = model_predictions(
+                args.weights, args.engine, args.size
+            )
+        report = evaluate(
+            samples,
+            dataset.samples("train"),
+            predictors,
+            dataset=dataset.name,
+            split=args.split,
+            sigma=args.sigma if args.sigma else dataset.eval_sigma,
+            metrics=args.metrics,
+            convention=args.convention,
+            baselines=args.baselines,
+            progress=not args.quiet,
+            figure=args.figure,
+        )
+    except (ValueError, FileNotFoundError, WeightsError, MetricError, ImageError) as e:
+        return fail(str(e))
+    print(report.table())
+    if args.json:
+        report.to_json(args.json)
+    if args.csv:
+        report.to_csv(args.csv)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -152,6 +195,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
+
+    from msinet.evaluate import CONVENTIONS, METRICS
+
+    p = sub.add_parser("evaluate", help="score predictions and baselines on eye-tracking data")
+    p.add_argument("--dataset", default="osie", choices=["osie"])
+    p.add_argument("--root", required=True, help="the dataset's folder (official layout)")
+    p.add_argument("--split", default="val", help="train, val or all")
+    p.add_argument("--weights", metavar="FILE", help="score this model")
+    p.add_argument("--predictions", metavar="DIR", help="score saved maps <stem>.png (no torch)")
+    p.add_argument("--engine", choices=ENGINES, default="torch")
+    p.add_argument("--size", help="model input size (default: the weights' training size)")
+    p.add_argument(
+        "--baselines", action="store_true", help="centre bias, spectral residual, inter-observer"
+    )
+    p.add_argument("--metrics", nargs="+", default=list(METRICS), choices=METRICS)
+    p.add_argument("--convention", choices=CONVENTIONS, default="mit")
+    p.add_argument("--sigma", type=float, help="density Gaussian in px (default: 1 degree)")
+    p.add_argument("--limit", type=int, help="only the first N images of the split")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--csv", metavar="FILE")
+    p.add_argument("--figure", metavar="PNG", help="image | truth | prediction | overlay")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("info", help="print a weights file's metadata")
     p.add_argument("weights", metavar="WEIGHTS")

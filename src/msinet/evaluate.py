@@ -1,0 +1,318 @@
+"""Scoring saliency predictions against eye-tracking data, model and baselines side by side.
+
+Ground truth per image: the binary map of fixated pixels, the fixation density (Gaussian of
+`sigma` px, default one degree of visual angle), fixations of other images for shuffled AUC, and
+a centre-bias map (fitted on the training split) as the information-gain baseline. Nothing here
+needs torch unless a model's weights are scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from msinet import metrics as M
+from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
+from msinet.data import Sample
+from msinet.data.fixations import Fixations
+from msinet.image import load_image
+
+METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KLD", "SIM", "EMD", "IG")
+CONVENTIONS = ("mit", "pysaliency")
+LOWER_IS_BETTER = {"KLD", "EMD"}
+INTER_OBSERVER = "inter-observer (LOSO)"
+
+
+@dataclass
+class GroundTruth:
+    fixations: Fixations
+    sigma: float
+    other: Fixations  # fixations of other images, rescaled to this image (for shuffled AUC)
+    other_union: np.ndarray  # MIT sAUC: union of a few other images' fixated pixels
+    baseline: np.ndarray  # centre-bias map for information gain
+    fixation_map: np.ndarray = field(init=False)
+    density: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fixation_map = self.fixations.binary_map()
+        self.density = self.fixations.density(self.sigma)
+
+    def held_out(self, subject: int) -> tuple[GroundTruth, Fixations]:
+        """This image's ground truth for one subject, and the other subjects' fixations."""
+        mask = self.fixations.subjects == subject
+        gt = GroundTruth(
+            self.fixations.subset(mask), self.sigma, self.other, self.other_union, self.baseline
+        )
+        return gt, self.fixations.subset(~mask)
+
+
+def score(
+    saliency: np.ndarray,
+    gt: GroundTruth,
+    metrics: Iterable[str] = METRICS,
+    convention: str = "mit",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every requested metric for one prediction (of any size) against one image's truth."""
+    shape = gt.fixations.shape
+    s = M.to_shape(saliency, shape)
+    f, fm, d = gt.fixations, gt.fixation_map, gt.density
+    out = {}
+    for name in metrics:
+        if convention == "mit":
+            fn: Callable[[], float] = {
+                "AUC-Judd": lambda: M.auc_judd(s, fm, seed=seed),
+                "AUC-Borji": lambda: M.auc_borji(s, fm, seed=seed),
+                "sAUC": lambda: M.auc_shuffled(s, fm, gt.other_union, seed=seed),
+                "NSS": lambda: M.nss(s, fm),
+                "CC": lambda: M.cc(s, d),
+                "KLD": lambda: M.kld(s, d),
+                "SIM": lambda: M.sim(s, d),
+                "EMD": lambda: M.emd(s, d),
+                "IG": lambda: M.information_gain(s, fm, gt.baseline),
+            }[name]
+        elif convention == "pysaliency":
+            fn = {
+                "AUC-Judd": lambda: M.pysaliency_auc(s, f.xs, f.ys),
+                "AUC-Borji": lambda: M.auc_borji(s, fm, seed=seed),
+                "sAUC": lambda: M.pysaliency_sauc(s, f.xs, f.ys, gt.other.xs, gt.other.ys),
+                "NSS": lambda: M.pysaliency_nss(s, f.xs, f.ys),
+                "CC": lambda: M.cc(s, d),
+                "KLD": lambda: M.pysaliency_kld(s, d),
+                "SIM": lambda: M.pysaliency_sim(s, d),
+                "EMD": lambda: M.emd(s, d),
+                "IG": lambda: M.pysaliency_information_gain(s, f.xs, f.ys, gt.baseline),
+            }[name]
+        else:
+            raise ValueError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
+        out[name] = fn() if len(f) else float("nan")
+    return out
+
+
+def pooled_fixations(samples: list[Sample], shape: tuple[int, int]) -> Fixations:
+    parts = [s.fixations.rescaled(shape) for s in samples]
+    return Fixations(
+        np.concatenate([p.xs for p in parts]) if parts else np.zeros(0),
+        np.concatenate([p.ys for p in parts]) if parts else np.zeros(0),
+        np.concatenate([p.subjects for p in parts]) if parts else np.zeros(0, np.int64),
+        shape,
+    )
+
+
+class GroundTruthBuilder:
+    """Builds each image's ground truth on demand (a whole split's maps would not fit in RAM)."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        sigma: float,
+        center_bias: Callable[[tuple[int, int]], np.ndarray],
+        n_other: int = 10,
+        seed: int = 0,
+    ) -> None:
+        self.samples, self.sigma, self.center_bias = samples, sigma, center_bias
+        self.n_other, self.seed = n_other, seed
+        self._baselines: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, i: int) -> GroundTruth:
+        sample = self.samples[i]
+        shape = sample.fixations.shape
+        others = [s for j, s in enumerate(self.samples) if j != i]
+        rng = np.random.default_rng(self.seed + i)
+        picked = [others[j] for j in rng.permutation(len(others))[: self.n_other]]
+        union = pooled_fixations(picked, shape).binary_map()
+        if shape not in self._baselines:
+            self._baselines[shape] = self.center_bias(shape)
+        return GroundTruth(
+            sample.fixations, self.sigma, pooled_fixations(others, shape), union,
+            self._baselines[shape],
+        )  # fmt: skip
+
+
+def inter_observer(
+    gt: GroundTruth, metrics: Iterable[str], convention: str, seed: int = 0
+) -> dict[str, float]:
+    """Leave one subject out: the others' blurred fixations predict the held-out subject."""
+    metrics = list(metrics)
+    rows = []
+    for subject in np.unique(gt.fixations.subjects):
+        held, rest = gt.held_out(int(subject))
+        if len(held.fixations) == 0 or len(rest) == 0:
+            continue
+        rows.append(score(rest.density(gt.sigma), held, metrics, convention, seed))
+    return {m: float(np.nanmean([r[m] for r in rows])) if rows else math.nan for m in metrics}
+
+
+Predictor = Callable[[Sample, np.ndarray], np.ndarray]  # (sample, RGB image) -> saliency map
+
+
+def folder_predictions(folder: str | Path) -> Predictor:
+    """Saved maps named `<stem>.png` (or .jpg, .npy) in `folder`, e.g. from `msinet predict`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"predictions folder {folder} not found")
+
+    def predict(sample: Sample, image: np.ndarray) -> np.ndarray:
+        for suffix in (".png", ".jpg", ".jpeg", ".npy"):
+            p = folder / f"{sample.name}{suffix}"
+            if p.is_file():
+                if suffix == ".npy":
+                    return np.load(p, allow_pickle=False).astype(np.float64)
+                return load_image(p)[..., 0].astype(np.float64) / 255.0
+        raise FileNotFoundError(f"no saved map for {sample.name} in {folder}")
+
+    return predict
+
+
+def model_predictions(weights: str | Path, engine: str = "torch", size=None) -> Predictor:
+    from msinet.engine import load_engine
+    from msinet.predictor import Predictor as ImagePredictor
+
+    predictor = ImagePredictor(load_engine(engine, weights), size)
+    return lambda sample, image: predictor.predict([image])[0]
+
+
+@dataclass
+class Report:
+    dataset: str
+    split: str
+    convention: str
+    sigma: float
+    images: list[str]
+    per_image: dict[str, list[dict[str, float]]]  # row name -> one dict of scores per image
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            row: {m: float(np.nanmean([s[m] for s in scores])) for m in scores[0]}
+            for row, scores in self.per_image.items()
+            if scores
+        }
+
+    def table(self) -> str:
+        summary = self.summary()
+        metrics = list(next(iter(summary.values())))
+        width = max(len(r) for r in summary) + 2
+        head = f"{'':<{width}}" + "".join(f"{m:>10}" for m in metrics)
+        lines = [
+            f"{self.dataset} {self.split}: {len(self.images)} images, {self.convention} "
+            f"conventions, fixation density sigma {self.sigma:g} px",
+            head,
+            "-" * len(head),
+        ]
+        for row, scores in summary.items():
+            lines.append(f"{row:<{width}}" + "".join(f"{scores[m]:>10.4f}" for m in metrics))
+        arrows = " ".join(f"{m} {'lower' if m in LOWER_IS_BETTER else 'higher'}" for m in metrics)
+        lines.append(f"(better: {arrows})")
+        return "\n".join(lines)
+
+    def to_json(self, path: str | Path) -> None:
+        data = {
+            "dataset": self.dataset,
+            "split": self.split,
+            "convention": self.convention,
+            "sigma": self.sigma,
+            "n_images": len(self.images),
+            "summary": self.summary(),
+            "images": self.images,
+            "per_image": self.per_image,
+        }
+        Path(path).write_text(json.dumps(data, indent=2, allow_nan=True))
+
+    def to_csv(self, path: str | Path) -> None:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            metrics = list(next(iter(self.summary().values())))
+            w.writerow(["predictor", "image", *metrics])
+            for row, scores in self.per_image.items():
+                for name, s in zip(self.images, scores, strict=True):
+                    w.writerow([row, name, *(f"{s[m]:.6g}" for m in metrics)])
+                w.writerow([row, "MEAN", *(f"{self.summary()[row][m]:.6g}" for m in metrics)])
+
+
+def evaluate(
+    samples: list[Sample],
+    train: list[Sample],
+    predictors: dict[str, Predictor],
+    *,
+    dataset: str = "",
+    split: str = "",
+    sigma: float = 24.0,
+    metrics: Iterable[str] = METRICS,
+    convention: str = "mit",
+    baselines: bool = False,
+    progress: bool = True,
+    figure: str | Path | None = None,
+    figure_images: int = 4,
+) -> Report:
+    """Score each predictor (and, with `baselines`, the centre biases, spectral residual and
+    inter-observer agreement) on `samples`; centre biases are fitted on `train`."""
+    from tqdm import tqdm
+
+    metrics = list(metrics)
+    if unknown := set(metrics) - set(METRICS):
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
+    empirical = EmpiricalCenterBias.fit(train)
+    rows = dict(predictors)
+    if baselines:
+        gaussian = GaussianCenterBias.fit(train)
+        rows["centre bias (Gaussian)"] = lambda s, im: gaussian(s.fixations.shape)
+        rows["centre bias (empirical)"] = lambda s, im: empirical(s.fixations.shape)
+        rows["spectral residual"] = lambda s, im: spectral_residual(im)
+    build = GroundTruthBuilder(samples, sigma, empirical)
+    per_image: dict[str, list[dict[str, float]]] = {r: [] for r in rows}
+    if baselines:
+        per_image[INTER_OBSERVER] = []
+    shown: list[tuple[Sample, np.ndarray, np.ndarray, np.ndarray]] = []  # for the figure
+    first = next(iter(rows), None)
+    for i, sample in enumerate(tqdm(samples, desc="evaluate", unit="img", disable=not progress)):
+        gt = build(i)
+        image = load_image(sample.image)
+        for row, predict in rows.items():
+            saliency = predict(sample, image)
+            per_image[row].append(score(saliency, gt, metrics, convention, seed=i))
+            if row == first and figure and len(shown) < figure_images:
+                shown.append((sample, image, gt.density, saliency))
+        if baselines:
+            per_image[INTER_OBSERVER].append(inter_observer(gt, metrics, convention, seed=i))
+    if figure and shown:
+        render_figure(shown, figure, first or "")
+    return Report(dataset, split, convention, sigma, [s.name for s in samples], per_image)
+
+
+def render_figure(
+    rows: list[tuple[Sample, np.ndarray, np.ndarray, np.ndarray]],
+    path: str | Path,
+    predictor: str = "prediction",
+) -> None:
+    """image | ground-truth density with fixations | prediction | overlay, one image per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from msinet.postprocess import overlay
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(16, 3.2 * len(rows)), squeeze=False)
+    for ax_row, (sample, image, density, saliency) in zip(axes, rows, strict=True):
+        s = M.minmax(M.to_shape(saliency, image.shape[:2]))
+        panels = [
+            (image, f"{sample.name}"),
+            (density, "ground truth (density + fixations)"),
+            (s, predictor),
+            (overlay(image, s), "overlay"),
+        ]
+        for k, (ax, (img, title)) in enumerate(zip(ax_row, panels, strict=True)):
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            if k == 1:
+                ax.scatter(sample.fixations.xs, sample.fixations.ys, s=3, c="red")
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
