@@ -175,6 +175,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from msinet.train import TrainConfig, Trainer
+    from msinet.weights import WeightsError
+
+    config = TrainConfig(
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    )
+    try:
+        Trainer(config).fit(resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
+        return fail(str(e))
+    print(f"run written to {config.out} (best.safetensors, last.safetensors, log.csv, curves.png)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -196,10 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
+    from msinet.data import DATASETS
     from msinet.evaluate import CONVENTIONS, METRICS
 
     p = sub.add_parser("evaluate", help="score predictions and baselines on eye-tracking data")
-    p.add_argument("--dataset", default="osie", choices=["osie"])
+    p.add_argument("--dataset", default="osie", choices=DATASETS)
     p.add_argument("--root", required=True, help="the dataset's folder (official layout)")
     p.add_argument("--split", default="val", help="train, val or all")
     p.add_argument("--weights", metavar="FILE", help="score this model")
@@ -218,6 +236,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", metavar="PNG", help="image | truth | prediction | overlay")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    from msinet.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
+    p.add_argument("--dataset", default=d.dataset, choices=DATASETS)
+    p.add_argument("--root", required=True)
+    p.add_argument("--init", required=True, help="vgg16:PATH or an msinet weights file")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, curves)")
+    p.add_argument(
+        "--phase",
+        default=d.phase,
+        choices=["head", "full"],
+        help="head: frozen cached encoder; full: end to end",
+    )
+    p.add_argument("--size", default=d.size, help="model input (default: dataset's)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="per-epoch factor")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="no flip augmentation")
+    p.add_argument("--cc-weight", type=float, default=d.cc_weight)
+    p.add_argument("--nss-weight", type=float, default=d.nss_weight)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping (0: off)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AVX-512 BF16)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit-train", type=int, default=0)
+    p.add_argument("--limit-val", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("info", help="print a weights file's metadata")
     p.add_argument("weights", metavar="WEIGHTS")

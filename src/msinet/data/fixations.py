@@ -32,6 +32,10 @@ class Fixations:
         )  # fmt: skip
         return cls(xs[keep], ys[keep], subjects[keep], shape)
 
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> Fixations:
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), shape)
+
     def __len__(self) -> int:
         return len(self.xs)
 

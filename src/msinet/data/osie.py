@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from msinet.data import Sample
+from msinet.data import Sample, official_permutation, split_by_indices
 from msinet.data.fixations import Fixations
 
 SHAPE = (600, 800)  # every OSIE stimulus is 800x600
-# msinet's fixed split of the 600-image release (1001-1600): the last 100 images validate.
+# msinet's fixed split of the 600-image cut (1001-1600): the last 100 images validate.
 VAL_FROM = 1501
 
 
@@ -53,10 +53,12 @@ class OSIE:
         return samples
 
     def samples(self, split: str = "all") -> list[Sample]:
-        if split == "all":
-            return list(self._all)
-        if split == "train":
-            return [s for s in self._all if int(s.name) < VAL_FROM]
-        if split == "val":
-            return [s for s in self._all if int(s.name) >= VAL_FROM]
-        raise ValueError(f"unknown split {split!r}; OSIE has train, val, all")
+        """The full 700-image release takes the official MSI-Net split (RandomState(42),
+        500 train / 200 val); the 600-image cut here, 1001-1500 train / 1501-1600 val."""
+        samples = self._all
+        if len(samples) == 700:
+            idx = official_permutation(700)
+            return split_by_indices(samples, split, idx[:500], idx[500:])
+        train = [i for i, s in enumerate(samples) if int(s.name) < VAL_FROM]
+        val = [i for i, s in enumerate(samples) if int(s.name) >= VAL_FROM]
+        return split_by_indices(samples, split, train, val)

@@ -1,0 +1,105 @@
+"""The loss against hand-computed values; short real trainings: loss goes down, resume is exact."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from msinet.losses import cc_loss, kld_loss, nss_loss
+from msinet.train import TrainConfig, Trainer
+from msinet.weights import load_arrays, load_model
+
+
+def test_kld_loss_hand_computed():
+    # target [1,1,0,0] -> P = [.5,.5,0,0] (up to eps); pred [1,1,1,1] -> Q = .25 each:
+    # 2 * .5 * log(.5 / .25) = log 2
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    pred = torch.ones(1, 1, 2, 2)
+    assert float(kld_loss(target, pred)) == pytest.approx(math.log(2), abs=1e-5)
+    assert float(kld_loss(target, target)) == pytest.approx(0.0, abs=1e-5)
+    # averaged over the batch: (log 2 + 0) / 2
+    both = kld_loss(torch.cat([target, target]), torch.cat([pred, target]))
+    assert float(both) == pytest.approx(math.log(2) / 2, abs=1e-5)
+
+
+def test_cc_and_nss_losses():
+    t = torch.rand(2, 1, 8, 8)
+    assert float(cc_loss(t, 3 * t + 1)) == pytest.approx(0.0, abs=1e-5)
+    assert float(cc_loss(t, -t)) == pytest.approx(2.0, abs=1e-5)
+    p = torch.zeros(1, 1, 2, 2)
+    p[0, 0, 1, 1] = 4.0  # sample std 2, mean 1 -> z = 1.5 at the fixated pixel
+    fix = torch.zeros(1, 1, 2, 2)
+    fix[0, 0, 1, 1] = 1
+    assert float(nss_loss(fix, p)) == pytest.approx(-1.5, abs=1e-5)
+
+
+def config(root, vgg16, out, epochs):
+    return TrainConfig(
+        dataset="osie",
+        root=str(root),
+        out=str(out),
+        init=f"vgg16:{vgg16}",
+        epochs=epochs,
+        batch_size=2,
+        lr=1e-4,
+        limit_train=4,
+        limit_val=2,
+        seed=3,
+    )
+
+
+def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root, vgg16_path):
+    history = Trainer(config(osie_root, vgg16_path, tmp_path / "a", 3)).fit(progress=False)
+    losses = [h["train_loss"] for h in history]
+    assert losses[-1] < losses[0]
+    for name in (
+        "best.safetensors",
+        "last.safetensors",
+        "last-optim.safetensors",
+        "log.csv",
+        "curves.png",
+        "state.json",
+    ):
+        assert (tmp_path / "a" / name).is_file(), name
+    state = json.loads((tmp_path / "a" / "state.json").read_text())
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    _, meta = load_arrays(tmp_path / "a" / "best.safetensors")
+    assert meta.dataset == "osie" and meta.training_size == (240, 320)
+    assert meta.input_order == "bgr" and meta.extra["epoch"] == str(state["best_epoch"])
+
+    # interrupted after 2 epochs, then resumed for the third: the same weights
+    Trainer(config(osie_root, vgg16_path, tmp_path / "b", 2)).fit(progress=False)
+    Trainer(config(osie_root, vgg16_path, tmp_path / "b", 3)).fit(resume=True, progress=False)
+    a = load_model(tmp_path / "a" / "last.safetensors").state_dict()
+    b = load_model(tmp_path / "b" / "last.safetensors").state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the frozen encoder stayed exactly the VGG16 weights
+    from safetensors import safe_open
+
+    with safe_open(str(vgg16_path), "np") as f:
+        assert np.array_equal(
+            a["encoder.conv3.conv3_1.weight"].numpy(), f.get_tensor("conv3_1.weight")
+        )
+
+
+def test_full_phase_trains_the_encoder(tmp_path, osie_root, vgg16_path):
+    c = config(osie_root, vgg16_path, tmp_path / "full", 1)
+    c.phase, c.limit_train, c.limit_val, c.flip = "full", 2, 1, False
+    Trainer(c).fit(progress=False)
+    w = load_model(tmp_path / "full" / "last.safetensors").state_dict()
+    from safetensors import safe_open
+
+    with safe_open(str(vgg16_path), "np") as f:
+        assert not np.array_equal(
+            w["encoder.conv1.conv1_1.weight"].numpy(), f.get_tensor("conv1_1.weight")
+        )
+
+
+def test_resume_errors(tmp_path, osie_root, vgg16_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(config(osie_root, vgg16_path, tmp_path / "none", 1)).fit(resume=True)
+    with pytest.raises(ValueError, match="phase"):
+        Trainer(TrainConfig(root=str(osie_root), phase="both"))
