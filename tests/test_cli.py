@@ -145,3 +145,17 @@ def test_info_on_corrupt_file(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     assert main(["info", str(bad)]) == 2
     assert "not a readable safetensors" in capsys.readouterr().err
+
+
+def test_export_fp16_keeps_metadata_and_updates_version(tmp_path, random_model, capsys):
+    from msinet.weights import WeightsMeta, load_arrays, save_model
+
+    src = tmp_path / "fp32.safetensors"
+    save_model(random_model, src, WeightsMeta(dataset="osie", version="1"))
+    dst = tmp_path / "fp16.safetensors"
+    assert main(["export", "--weights", str(src), "-o", str(dst), "--version", "2"]) == 0
+    assert "sha256" in capsys.readouterr().out
+    tensors, meta = load_arrays(dst)
+    assert meta.dataset == "osie" and meta.version == "2"
+    assert {str(t.dtype) for t in tensors.values()} == {"float16"}
+    assert dst.stat().st_size < 0.55 * src.stat().st_size

@@ -192,6 +192,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from msinet.weights import WeightsError, cast_weights, default_weights, file_sha256
+
+    try:
+        weights = Path(args.weights) if args.weights else default_weights()
+        changes = {k: v for k, v in (("version", args.version), ("description",
+                   args.description)) if v is not None}  # fmt: skip
+        if args.format == "safetensors":
+            cast_weights(weights, args.output, args.dtype, **changes)
+        elif args.int8:
+            from msinet.engine.quantize import quantize_int8
+
+            if not args.calibration:
+                return fail("--int8 needs --calibration DIR (real images to calibrate on)")
+            images, _ = expand_inputs([args.calibration])
+            quantize_int8(weights, images[: args.calibration_count], args.output)
+        else:
+            import onnx
+
+            from msinet.engine.onnx_graph import build_from_weights
+
+            onnx.save(build_from_weights(weights), args.output)
+    except (WeightsError, ValueError, ImageError) as e:
+        return fail(str(e))
+    print(f"{args.output}  sha256 {file_sha256(args.output)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -270,6 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("export", help="write the model in another format or precision")
+    p.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors")
+    p.add_argument("--int8", action="store_true", help="onnx: static int8 quantization")
+    p.add_argument("--calibration", metavar="DIR", help="images to calibrate int8 on")
+    p.add_argument("--calibration-count", type=int, default=64)
+    p.add_argument("--weights", metavar="FILE", help="msinet weights (default: shipped)")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--version", help="set the version recorded in the metadata")
+    p.add_argument("--description", help="set the description recorded in the metadata")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
+
+    sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")
+
     p = sub.add_parser("info", help="print a weights file's metadata")
     p.add_argument("weights", metavar="WEIGHTS")
     p.set_defaults(func=cmd_info)
@@ -277,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own parser: msinet bench --help
+        from msinet.bench import main as bench
+
+        return bench(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

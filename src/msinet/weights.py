@@ -152,6 +152,22 @@ def check_state(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, .
         raise WeightsError("weights do not fit the MSI-Net architecture: " + "; ".join(parts))
 
 
+def cast_weights(
+    src: str | os.PathLike, dst: str | os.PathLike, dtype: str = "float16", **meta_changes: str
+) -> str:
+    """Copy a weights file in another float dtype (e.g. fp16 to ship), metadata kept or updated.
+
+    Returns the new file's content hash."""
+    if dtype not in ("float16", "float32"):
+        raise WeightsError(f"dtype must be float16 or float32, got {dtype}")
+    tensors, meta = load_arrays(src)
+    if meta_changes:
+        from dataclasses import replace
+
+        meta = replace(meta, **meta_changes)
+    return save_arrays(dst, {k: v.astype(dtype) for k, v in tensors.items()}, meta)
+
+
 # --- torch side -------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ class Engine(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-ENGINES = ("torch",)
+ENGINES = ("torch", "onnx", "onnx-int8")
 
 
 def check_batch(batch: np.ndarray) -> None:
@@ -34,8 +34,20 @@ def check_batch(batch: np.ndarray) -> None:
 
 
 def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:
+    """`weights`: an msinet .safetensors file (torch, onnx) or an msinet .onnx file (onnx,
+    onnx-int8, which needs a quantized graph from `msinet export --format onnx --int8`)."""
+    weights = Path(weights)
     if name == "torch":
         from msinet.engine.torch import TorchEngine
 
-        return TorchEngine(Path(weights), threads=threads)
+        return TorchEngine(weights, threads=threads)
+    if name in ("onnx", "onnx-int8"):
+        from msinet.engine.onnx import OnnxEngine
+
+        if name == "onnx-int8" and weights.suffix != ".onnx":
+            raise ValueError(
+                "the onnx-int8 engine runs a quantized .onnx file "
+                "(msinet export --format onnx --int8), not " + str(weights)
+            )
+        return OnnxEngine(weights, threads=threads, name=name)
     raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")

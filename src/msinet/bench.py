@@ -1,0 +1,155 @@
+"""`msinet bench`: speed, memory and fidelity of every engine, measured in one run.
+
+Each engine runs in its own subprocess (so its peak RSS and load time are its own) on the same
+preprocessed OSIE images; fidelity compares each engine's maps with torch fp32's on the same
+images: CC between maps, max |difference|, and the change in NSS against real fixations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(fn, runs: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def worker(engine: str, weights: str, images: list[str], runs: int, threads: int, out: str):
+    """Measure one engine; write its maps (model size) and numbers to `out`."""
+    t = time.perf_counter()
+    from msinet.engine import load_engine
+    from msinet.image import load_image
+    from msinet.preprocess import batch, preprocess
+
+    e = load_engine(engine, weights, threads=threads)
+    load_s = time.perf_counter() - t
+    size = tuple(e.meta.training_size)
+    prepared = [preprocess(load_image(p), size)[0] for p in images]
+    maps = np.concatenate([e.predict(batch([x])) for x in prepared])
+    one, four = batch(prepared[:1]), batch(prepared[:4])
+    b1 = _timed(lambda: e.predict(one), runs)
+    b4 = _timed(lambda: e.predict(four), runs)
+    np.save(out + ".npy", maps)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stats = {"engine": engine, "load_s": load_s, "b1_ms": b1 * 1e3, "b4_ms_per_image": b4 / 4e-3,
+             "peak_rss_mb": rss_mb}  # fmt: skip
+    Path(out + ".json").write_text(json.dumps(stats))
+
+
+def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, float]:
+    from msinet import metrics as M
+    from msinet.postprocess import map_to_image
+
+    ccs, diffs, dnss = [], [], []
+    for m, r, s in zip(maps, reference, samples, strict=True):
+        ccs.append(np.corrcoef(m.ravel(), r.ravel())[0, 1])
+        diffs.append(np.abs(m - r).max())
+        f = s.fixations.binary_map()
+        a, b = map_to_image(m, f.shape), map_to_image(r, f.shape)
+        dnss.append(M.nss(a, f) - M.nss(b, f))
+    return {"cc_min": float(np.min(ccs)), "cc_mean": float(np.mean(ccs)),
+            "max_abs_diff": float(np.max(diffs)), "nss_change_mean": float(np.mean(dnss)),
+            "nss_change_max": float(np.max(np.abs(dnss)))}  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> dict:
+    from msinet.data import open_dataset
+    from msinet.weights import default_weights, weights_dir
+
+    samples = open_dataset("osie", args.root).samples("val")[: args.images]
+    results, maps = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in args.engines:
+            weights = args.weights or str(default_weights())
+            if engine == "onnx-int8":
+                weights = args.int8 or str(weights_dir() / "msinet-osie-int8.onnx")
+            out = str(Path(tmp) / engine)
+            cmd = [sys.executable, "-m", "msinet.bench", "--worker", engine, "--weights", weights,
+                   "--runs", str(args.runs), "--threads", str(args.threads), "--out", out,
+                   "--paths", *[str(s.image) for s in samples]]  # fmt: skip
+            subprocess.run(cmd, check=True)
+            results.append(json.loads(Path(out + ".json").read_text()))
+            maps[engine] = np.load(out + ".npy")
+    base = next(r for r in results if r["engine"] == "torch") if "torch" in maps else results[0]
+    for r in results:
+        r["speedup_b1"] = base["b1_ms"] / r["b1_ms"]
+        r["images_per_s_b1"] = 1e3 / r["b1_ms"]
+        r["images_per_s_b4"] = 1e3 / r["b4_ms_per_image"]
+        r.update(fidelity(maps[r["engine"]], maps[base["engine"]], samples))
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
+        "threads": args.threads,
+        "input": "240x320",
+        "runs": args.runs,
+        "fidelity_images": len(samples),
+        "reference": base["engine"],
+        "results": results,
+    }
+
+
+def table(report: dict) -> str:
+    cols = [("engine", "{:<10}"), ("load_s", "{:>7.2f}"), ("b1_ms", "{:>8.1f}"),
+            ("images_per_s_b1", "{:>8.2f}"), ("b4_ms_per_image", "{:>9.1f}"),
+            ("images_per_s_b4", "{:>8.2f}"), ("speedup_b1", "{:>7.2f}x"),
+            ("peak_rss_mb", "{:>8.0f}"), ("cc_min", "{:>8.4f}"), ("max_abs_diff", "{:>8.4f}"),
+            ("nss_change_max", "{:>8.4f}")]  # fmt: skip
+    heads = ["engine", "load s", "ms b=1", "img/s b1", "ms/img b4", "img/s b4", "speedup",
+             "RSS MB", "CC min", "max|d|", "|dNSS|"]  # fmt: skip
+    lines = [
+        f"# {report['machine']}; {report['threads']} threads; input {report['input']}; "
+        f"median of {report['runs']} after warm-up; fidelity vs {report['reference']} on "
+        f"{report['fidelity_images']} OSIE val images",
+        " | ".join(heads),
+    ]
+    for r in report["results"]:
+        lines.append(" | ".join(fmt.format(r[k]) for k, fmt in cols))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from msinet.engine import ENGINES
+
+    ap = argparse.ArgumentParser(prog="msinet bench", description=__doc__)
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[3] / "shared/data/osie"))
+    ap.add_argument("--weights", help="msinet .safetensors (default: shipped)")
+    ap.add_argument("--int8", help="int8 .onnx for onnx-int8 (default: shipped)")
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument("--images", type=int, default=20, help="fidelity images (OSIE val)")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", help="write the report here")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.weights, args.paths, args.runs, args.threads, args.out)
+        return 0
+    report = run(args)
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
