@@ -1,6 +1,5 @@
 """ONNX graph built from weights, ONNX Runtime fp32 and int8 engines, against torch."""
 
-
 import numpy as np
 import onnx
 import pytest

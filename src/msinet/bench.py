@@ -73,7 +73,7 @@ def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, floa
 
 def run(args: argparse.Namespace) -> dict:
     from msinet.data import open_dataset
-    from msinet.weights import default_weights, weights_dir
+    from msinet.weights import default_weights
 
     samples = open_dataset("osie", args.root).samples("val")[: args.images]
     results, maps = [], {}
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
         for engine in args.engines:
             weights = args.weights or str(default_weights())
             if engine == "onnx-int8":
-                weights = args.int8 or str(weights_dir() / "msinet-osie-int8.onnx")
+                weights = args.int8 or str(default_weights("onnx-int8"))
             out = str(Path(tmp) / engine)
             cmd = [sys.executable, "-m", "msinet.bench", "--worker", engine, "--weights", weights,
                    "--runs", str(args.runs), "--threads", str(args.threads), "--out", out,

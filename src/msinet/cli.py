@@ -75,7 +75,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         size = parse_size(args.size) if args.size else None
         colormap_lut(args.colormap)
-        weights = Path(args.weights) if args.weights else default_weights()
+        weights = Path(args.weights) if args.weights else default_weights(args.engine)
         engine = load_engine(args.engine, weights, threads=args.threads)
     except (ValueError, WeightsError) as e:
         return fail(str(e))
@@ -220,6 +220,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_FLAGS = ("host", "port", "engine", "weights", "threads", "workers", "max_batch_size",
+               "max_wait_ms", "max_queue", "request_timeout_s", "max_upload_mb", "max_pixels",
+               "api_key_env", "cors_origins", "size")  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from msinet.server.app import create_app
+    from msinet.server.settings import Settings
+    from msinet.weights import WeightsError
+
+    given = {k: getattr(args, k) for k in SERVE_FLAGS if getattr(args, k) is not None}
+    try:
+        settings = Settings(**given)
+        settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
+        if settings.workers > 1:  # each worker process builds its app from MSINET_* variables
+            for k, v in settings.model_dump().items():
+                if v is not None:
+                    os.environ[f"MSINET_{k.upper()}"] = (
+                        json.dumps(v) if isinstance(v, list) else str(v)
+                    )
+            uvicorn.run("msinet.server.app:app_from_env", factory=True, host=settings.host,
+                        port=settings.port, workers=settings.workers,
+                        timeout_graceful_shutdown=30)  # fmt: skip
+            return 0
+        app = create_app(settings)
+    except (ValidationError, ValueError, WeightsError) as e:
+        return fail(str(e))
+    uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -309,6 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", help="set the description recorded in the metadata")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="run the HTTP service (web page at /, API docs at /docs)")
+    p.add_argument("--host", help="default 127.0.0.1")
+    p.add_argument("--port", type=int, help="default 8000")
+    p.add_argument("--engine", choices=ENGINES, help="default onnx")
+    p.add_argument("--weights", metavar="FILE", help="default: the shipped model")
+    p.add_argument("--threads", type=int, help="intra-op threads per worker")
+    p.add_argument("--workers", type=int, help="processes, one model each (default 1)")
+    p.add_argument("--max-batch-size", type=int, help="default 8")
+    p.add_argument("--max-wait-ms", type=float, help="default 10")
+    p.add_argument("--max-queue", type=int, help="default 64; beyond it 503")
+    p.add_argument("--request-timeout-s", type=float, help="default 30; beyond it 504")
+    p.add_argument("--max-upload-mb", type=float, help="default 20; beyond it 413")
+    p.add_argument("--max-pixels", type=int, help="default 50,000,000; beyond it 413")
+    p.add_argument("--api-key-env", metavar="NAME", help="require X-API-Key = $NAME")
+    p.add_argument("--cors-origins", nargs="*", help="allowed CORS origins")
+    p.add_argument("--size", help="model input size (default: the weights' training size)")
+    p.set_defaults(func=cmd_serve)
 
     sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")
 

@@ -217,11 +217,13 @@ def init_from_vgg16(model: MSINet, path: str | os.PathLike) -> None:
 
 @dataclass(frozen=True)
 class ShippedWeights:
-    """A model that ships in the repository's weights/ folder, pinned by its file hash."""
+    """A model that ships in the repository's weights/ folder, pinned by its files' hashes."""
 
     name: str
-    file: str
+    file: str  # msinet safetensors (torch and onnx engines)
     sha256: str
+    int8_file: str  # int8 ONNX (onnx-int8 engine)
+    int8_sha256: str
     meta: dict[str, object]
 
 
@@ -236,17 +238,20 @@ def weights_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
 
 
-def default_weights() -> Path:
-    """The verified path of the default shipped model, or a clear error saying there is none."""
+def default_weights(engine: str = "torch") -> Path:
+    """The verified path of the default shipped model for `engine` (the int8 ONNX file for
+    onnx-int8, the safetensors otherwise), or a clear error saying there is none."""
     entry = SHIPPED.get(DEFAULT_MODEL)
     if entry is None:
         raise WeightsError(
             "no trained weights are installed with this msinet; pass --weights FILE "
             "(an msinet .safetensors file, e.g. one written by `msinet train`)"
         )
-    path = weights_dir() / entry.file
+    name, sha = (entry.int8_file, entry.int8_sha256) if engine == "onnx-int8" else (
+        entry.file, entry.sha256)  # fmt: skip
+    path = weights_dir() / name
     if not path.is_file():
         raise WeightsError(f"the default weights {path} are missing from this installation")
-    if file_sha256(path) != entry.sha256:
-        raise WeightsError(f"{path} does not match its pinned sha256 {entry.sha256}: corrupted")
+    if file_sha256(path) != sha:
+        raise WeightsError(f"{path} does not match its pinned sha256 {sha}: corrupted")
     return path

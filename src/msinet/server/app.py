@@ -1,0 +1,74 @@
+"""`create_app(settings)`: the FastAPI application around one model instance."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from msinet import __version__
+from msinet.engine import Engine
+from msinet.server.observability import Metrics
+from msinet.server.service import SaliencyService, ServiceError
+from msinet.server.settings import Settings
+
+
+def error_body(status: int, message: str, **extra) -> dict:
+    return {"error": {"status": status, "message": message, **extra}}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """`engine` may be given (tests); otherwise it is loaded from the settings at start-up."""
+    from msinet.server.routes import health, page, saliency, v2
+
+    settings = settings or Settings()
+    settings.api_key  # noqa: B018 - fail fast on an unset key variable
+    metrics = Metrics()
+    service = SaliencyService(settings, metrics, engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        yield
+        await service.stop()
+
+    about = "MSI-Net visual saliency: where people will look in an image."
+    app = FastAPI(title="msinet", version=__version__, lifespan=lifespan, description=about)
+    app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        status = str(response.status_code)
+        metrics.requests.labels(label, request.method, status).inc()
+        metrics.latency.labels(label, request.method, status).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, e: ServiceError):
+        return JSONResponse(error_body(e.status, e.message), e.status, headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError):
+        details = [{"loc": list(x.get("loc", [])), "msg": x.get("msg")} for x in e.errors()]
+        msg = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
+        return JSONResponse(error_body(422, msg, details=details), 422)
+
+    for router in (saliency.router, v2.router, health.router, page.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory` with several workers: settings come from MSINET_* variables."""
+    return create_app(Settings())

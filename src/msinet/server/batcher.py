@@ -1,0 +1,106 @@
+"""Dynamic batching: concurrent requests share one model call, off the event loop.
+
+A bounded queue holds preprocessed images; one task takes the first waiting image, waits up to
+`max_wait_ms` for more (up to `max_batch_size`), and runs the engine in a worker thread. A full
+queue refuses at once (the caller answers 503); a caller that gives up (504) leaves its slot,
+and an abandoned image is skipped, not computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msinet.engine import Engine
+from msinet.preprocess import batch
+
+
+class QueueFull(Exception):
+    """The service is saturated; retry later."""
+
+
+@dataclass
+class Job:
+    image: np.ndarray  # (H, W, 3) float32 preprocessed
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, max_queue: int,
+                 observe=None) -> None:  # fmt: skip
+        self.engine = engine
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msinet-model")
+        self.observe = observe or (lambda **_: None)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        while not self.queue.empty():
+            await asyncio.sleep(0.01)
+        if self._task:
+            self._task.cancel()
+        self.executor.shutdown(wait=True)
+
+    @property
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray:
+        """The model-size map for one preprocessed image; QueueFull or TimeoutError."""
+        future = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(Job(image, future))
+        except asyncio.QueueFull:
+            raise QueueFull from None
+        self.observe(queue_depth=self.depth)
+        return await asyncio.wait_for(future, timeout)  # cancels the future on timeout
+
+    async def _next_batch(self) -> list[Job]:
+        jobs = [await self.queue.get()]
+        deadline = time.perf_counter() + self.max_wait
+        while len(jobs) < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            try:
+                jobs.append(self.queue.get_nowait() if remaining <= 0 else
+                            await asyncio.wait_for(self.queue.get(), remaining))  # fmt: skip
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+        return [j for j in jobs if not j.future.done()]  # drop callers that gave up
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._next_batch()
+            self.observe(queue_depth=self.depth)
+            if not jobs:
+                continue
+            # one shape per engine call: group by input size (one size per server, normally)
+            groups: dict[tuple[int, ...], list[Job]] = {}
+            for j in jobs:
+                groups.setdefault(j.image.shape, []).append(j)
+            for group in groups.values():
+                start = time.perf_counter()
+                try:
+                    maps = await loop.run_in_executor(
+                        self.executor, self.engine.predict, batch([j.image for j in group])
+                    )
+                except Exception as e:  # the model failed: every caller in the batch hears it
+                    for j in group:
+                        if not j.future.done():
+                            j.future.set_exception(e)
+                    continue
+                self.observe(batch_size=len(group), inference_s=time.perf_counter() - start)
+                for j, m in zip(group, maps, strict=True):
+                    if not j.future.done():
+                        j.future.set_result(m)

@@ -1,0 +1,35 @@
+"""Prometheus metrics, one registry per app (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("msinet_requests_total", "HTTP requests",
+                                ["route", "method", "status"], registry=self.registry)  # fmt: skip
+        self.latency = Histogram("msinet_request_seconds", "HTTP request latency",
+                                 ["route", "method", "status"], buckets=LATENCY_BUCKETS,
+                                 registry=self.registry)  # fmt: skip
+        self.batch_size = Histogram("msinet_batch_size", "images per model call",
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+                                    registry=self.registry)  # fmt: skip
+        self.inference = Histogram("msinet_inference_seconds", "model time per batch",
+                                   buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
+        self.queue_depth = Gauge("msinet_queue_depth", "images waiting for the model",
+                                 registry=self.registry)  # fmt: skip
+        self.rejected = Counter("msinet_rejected_total", "requests refused",
+                                ["reason"], registry=self.registry)  # fmt: skip
+
+    def observe(self, batch_size: int | None = None, inference_s: float | None = None,
+                queue_depth: int | None = None) -> None:  # fmt: skip
+        if batch_size is not None:
+            self.batch_size.observe(batch_size)
+        if inference_s is not None:
+            self.inference.observe(inference_s)
+        if queue_depth is not None:
+            self.queue_depth.set(queue_depth)

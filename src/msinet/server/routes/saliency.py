@@ -1,0 +1,130 @@
+"""POST /v1/saliency and /v1/saliency:batch."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile
+
+from msinet.server.routes import read_limited, require_api_key, service_of, settings_of
+from msinet.server.service import Options, ServiceError
+
+router = APIRouter(prefix="/v1", tags=["saliency"], dependencies=[Depends(require_api_key)])
+
+IMAGE_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "required": True,
+    }
+}
+
+
+def options(
+    format: Annotated[Literal["png", "jpeg", "npy", "json"], Query()] = "png",
+    overlay: bool = False,
+    colormap: Annotated[str, Query(max_length=40)] = "jet",
+    alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.6,
+    size: Annotated[Literal["original", "model"], Query()] = "original",
+    json_max_side: Annotated[int, Query(ge=8, le=1024)] = 64,
+) -> Options:
+    return Options(format, overlay, colormap, alpha, size, json_max_side)
+
+
+async def uploaded_images(request: Request, field: str, most: int) -> list[bytes]:
+    """Image bytes from multipart `field`(s) or, for one image, the raw body."""
+    settings = settings_of(request)
+    limit = settings.max_upload_bytes
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit * most:
+            raise ServiceError(413, f"upload of {declared} bytes is over the limit")
+        try:
+            form = await request.form(max_files=most, max_fields=8, max_part_size=limit)
+        except Exception as e:  # malformed multipart, too many parts
+            raise ServiceError(400, f"malformed multipart body: {e}") from e
+        files = [v for v in form.getlist(field) if isinstance(v, UploadFile)]
+        if not files:
+            raise ServiceError(422, f"multipart field {field!r} with an image file is missing")
+        out = []
+        for f in files:
+            data = await f.read(limit + 1)
+            if len(data) > limit:
+                raise ServiceError(413, f"{f.filename}: over the {limit}-byte upload limit")
+            out.append(data)
+        return out
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return [await read_limited(request, limit)]
+    raise ServiceError(415, f"unsupported content type {ctype or '(none)'}: send "
+                       "multipart/form-data with an 'image' field, or an image/* body")  # fmt: skip
+
+
+@router.post(
+    "/saliency",
+    openapi_extra=IMAGE_BODY,
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "image/png": {},
+                "image/jpeg": {},
+                "application/x-npy": {},
+                "application/json": {},
+            }
+        }
+    },
+)
+async def saliency(request: Request, o: Annotated[Options, Depends(options)]) -> Response:
+    """Saliency map of one image: PNG (8-bit map), JPEG, NPY (float32) or JSON (downsampled
+    floats); `overlay=true` blends a heat map over the image instead."""
+    (data,) = await uploaded_images(request, "image", 1)
+    service = service_of(request)
+    result = await service.saliency(data, o)
+    headers = {
+        "X-Model-Name": settings_of(request).model_name,
+        "X-Model-Version": service.model_version,
+        "X-Model-Time-Ms": f"{result.model_ms:.1f}",
+        "X-Map-Shape": f"{result.shape[0]}x{result.shape[1]}",
+        "Server-Timing": f"model;dur={result.model_ms:.1f}",
+    }
+    if isinstance(result.body, dict):
+        return JSONResponse(result.body, headers=headers)
+    return Response(result.body, media_type=result.media_type, headers=headers)
+
+
+@router.post("/saliency:batch", openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"images": {
+        "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})  # fmt: skip
+async def saliency_batch(request: Request, o: Annotated[Options, Depends(options)]) -> dict:
+    """Several images (multipart fields `images`): one result per image, in order. A bad image
+    gets its own error entry; the others still succeed. Binary results come base64-encoded."""
+    settings = settings_of(request)
+    images = await uploaded_images(request, "images", settings.max_batch_images)
+    service = service_of(request)
+    results = await asyncio.gather(*(service.saliency(d, o) for d in images),
+                                   return_exceptions=True)  # fmt: skip
+    out = []
+    for r in results:
+        if isinstance(r, ServiceError):
+            out.append({"error": {"status": r.status, "message": r.message}})
+        elif isinstance(r, BaseException):
+            raise r
+        elif isinstance(r.body, dict):
+            out.append({"shape": list(r.shape), "model_ms": round(r.model_ms, 1), **r.body})
+        else:
+            out.append({"shape": list(r.shape), "model_ms": round(r.model_ms, 1),
+                        "media_type": r.media_type,
+                        "data": base64.b64encode(r.body).decode()})  # fmt: skip
+    return {"model": settings.model_name, "version": service.model_version, "results": out}

@@ -1,0 +1,133 @@
+"""Open Inference Protocol v2 (KServe / Triton HTTP/REST), for model `msinet`.
+
+`POST /v2/models/msinet/infer` takes one of two inputs:
+- `image`: UINT8, shape [H, W, 3], an RGB image in row-major order; the full pipeline runs
+  (resize, pad, model, map back) and output `saliency` is FP32 [H, W] in 0..1;
+- `images`: FP32, shape [B, 3, H, W], already preprocessed (RGB 0..255, H and W multiples of 8,
+  as `msinet.preprocess` makes); output `saliency` is FP32 [B, H, W] at that size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from msinet.postprocess import map_to_image
+from msinet.server.routes import require_api_key, service_of, settings_of
+from msinet.server.service import ServiceError
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+
+
+class InferInput(BaseModel):
+    name: Literal["image", "images"]
+    shape: list[int] = Field(min_length=3, max_length=4)
+    datatype: Literal["UINT8", "FP32"]
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    id: str | None = None
+    inputs: list[InferInput] = Field(min_length=1, max_length=1)
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+def _model(request: Request, name: str) -> None:
+    if name != settings_of(request).model_name:
+        raise ServiceError(404, f"unknown model {name!r}")
+
+
+@router.get("/health/live")
+async def live() -> dict:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    ok = service_of(request).ready
+    return JSONResponse({"ready": ok}, 200 if ok else 503)
+
+
+@router.get("/models/{name}")
+async def metadata(request: Request, name: str) -> dict:
+    _model(request, name)
+    service = service_of(request)
+    return {
+        "name": name,
+        "versions": [service.model_version],
+        "platform": f"msinet-{service.engine.name if service.engine else 'loading'}",
+        "inputs": [
+            {"name": "image", "datatype": "UINT8", "shape": [-1, -1, 3]},
+            {"name": "images", "datatype": "FP32", "shape": [-1, 3, -1, -1]},
+        ],
+        "outputs": [{"name": "saliency", "datatype": "FP32", "shape": [-1, -1]}],
+    }
+
+
+@router.get("/models/{name}/ready")
+async def model_ready(request: Request, name: str) -> JSONResponse:
+    _model(request, name)
+    ok = service_of(request).ready
+    return JSONResponse({"name": name, "ready": ok}, 200 if ok else 503)
+
+
+def _array(inp: InferInput, dtype, max_pixels: int) -> np.ndarray:
+    n = int(np.prod(inp.shape)) if all(d > 0 for d in inp.shape) else -1
+    if n <= 0 or n != len(inp.data):
+        raise ServiceError(422, f"input {inp.name}: shape {inp.shape} does not match "
+                           f"{len(inp.data)} data elements")  # fmt: skip
+    if n > 3 * max_pixels:
+        raise ServiceError(413, f"input {inp.name}: {n} elements exceed the pixel limit")
+    try:
+        a = np.asarray(inp.data, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ServiceError(422, f"input {inp.name}: data must be numbers") from e
+    if not np.isfinite(a).all():
+        raise ServiceError(422, f"input {inp.name}: data contains NaN or inf")
+    return a.reshape(inp.shape).astype(dtype)
+
+
+@router.post("/models/{name}/infer", dependencies=[Depends(require_api_key)])
+async def infer(request: Request, name: str, body: InferRequest) -> dict:
+    _model(request, name)
+    service = service_of(request)
+    inp = body.inputs[0]
+    max_pixels = settings_of(request).max_pixels
+    if inp.name == "image":
+        if inp.datatype != "UINT8" or len(inp.shape) != 3 or inp.shape[2] != 3:
+            raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
+        a = _array(inp, np.float64, max_pixels)
+        if a.min() < 0 or a.max() > 255:
+            raise ServiceError(422, "input image values must be within 0..255")
+        m, geometry, _ = await service.predict_map(a.astype(np.uint8))
+        out = map_to_image(m, geometry.original)
+    else:
+        if inp.datatype != "FP32" or len(inp.shape) != 4 or inp.shape[1] != 3:
+            raise ServiceError(422, "input images must be FP32 with shape [B, 3, H, W]")
+        if inp.shape[2] % 8 or inp.shape[3] % 8:
+            raise ServiceError(422, "input images: H and W must be multiples of 8")
+        a = _array(inp, np.float32, max_pixels)
+        results = await asyncio.gather(
+            *(service.run_model(np.ascontiguousarray(x.transpose(1, 2, 0))) for x in a)
+        )
+        out = np.stack([m for m, _ in results])
+    return {
+        "model_name": name,
+        "model_version": service.model_version,
+        "id": body.id,
+        "outputs": [
+            {
+                "name": "saliency",
+                "datatype": "FP32",
+                "shape": list(out.shape),
+                "data": out.astype(np.float32).ravel().tolist(),
+            }
+        ],
+    }

@@ -1,0 +1,164 @@
+"""The request lifecycle: decode -> preprocess -> batch -> predict -> postprocess -> encode.
+
+CPU work (decoding, resizing, encoding) runs in threads; the model runs in the batcher's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from msinet.engine import Engine, load_engine
+from msinet.image import ImageError, ImageTooLarge, load_image
+from msinet.postprocess import (
+    colormap_lut,
+    encode_jpeg,
+    encode_png,
+    map_to_image,
+    overlay,
+    to_uint8,
+)
+from msinet.preprocess import Geometry, parse_size, preprocess
+from msinet.server.batcher import Batcher, QueueFull
+from msinet.server.observability import Metrics
+from msinet.server.settings import Settings
+
+Format = Literal["png", "jpeg", "npy", "json"]
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status, reported as a JSON body."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass
+class Options:
+    format: Format = "png"
+    overlay: bool = False
+    colormap: str = "jet"
+    alpha: float = 0.6
+    size: Literal["original", "model"] = "original"
+    json_max_side: int = 64
+
+
+@dataclass
+class Result:
+    body: bytes | dict
+    media_type: str
+    shape: tuple[int, int]
+    model_ms: float  # waiting in the batch queue + the model call
+
+
+def resolve_weights(settings: Settings) -> str:
+    from msinet.weights import default_weights
+
+    return settings.weights or str(default_weights(settings.engine))
+
+
+class SaliencyService:
+    def __init__(self, settings: Settings, metrics: Metrics, engine: Engine | None = None):
+        self.settings = settings
+        self.metrics = metrics
+        self.engine = engine
+        self.batcher: Batcher | None = None
+        self.size: tuple[int, int] | None = None
+        self.ready = False
+
+    async def start(self) -> None:
+        """Load the model (in a thread), start batching, warm up; then report ready."""
+        s = self.settings
+        if self.engine is None:
+            self.engine = await run_in_threadpool(
+                load_engine, s.engine, resolve_weights(s), s.threads
+            )
+        self.size = parse_size(s.size or tuple(self.engine.meta.training_size))
+        self.batcher = Batcher(self.engine, s.max_batch_size, s.max_wait_ms, s.max_queue,
+                               self.metrics.observe)  # fmt: skip
+        self.batcher.start()
+        warm = np.full((*self.size, 3), 126.0, np.float32)
+        await self.batcher.submit(warm, timeout=120)
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.batcher:
+            await self.batcher.stop()
+
+    @property
+    def model_version(self) -> str:
+        return self.engine.meta.version if self.engine else "unknown"
+
+    def _check_options(self, o: Options) -> None:
+        try:
+            colormap_lut(o.colormap)
+        except ValueError as e:
+            raise ServiceError(422, str(e)) from e
+
+    async def decode(self, data: bytes) -> np.ndarray:
+        try:
+            return await run_in_threadpool(load_image, data, self.settings.max_pixels)
+        except ImageTooLarge as e:
+            self.metrics.rejected.labels("too_large").inc()
+            raise ServiceError(413, str(e)) from e
+        except ImageError as e:
+            self.metrics.rejected.labels("bad_image").inc()
+            raise ServiceError(422, str(e)) from e
+
+    async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """Model-size map of one preprocessed image, and ms spent in queue + model."""
+        if not self.ready or self.batcher is None:
+            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        start = time.perf_counter()
+        try:
+            m = await self.batcher.submit(x, self.settings.request_timeout_s)
+        except QueueFull:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise ServiceError(503, "server busy: queue is full", {"Retry-After": "1"}) from None
+        except TimeoutError:
+            self.metrics.rejected.labels("timeout").inc()
+            raise ServiceError(504, f"prediction timed out after "
+                               f"{self.settings.request_timeout_s:g} s") from None  # fmt: skip
+        return m, (time.perf_counter() - start) * 1e3
+
+    async def predict_map(self, image: np.ndarray) -> tuple[np.ndarray, Geometry, float]:
+        """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
+        if not self.ready:
+            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        x, geometry = await run_in_threadpool(preprocess, image, self.size)
+        m, ms = await self.run_model(x)
+        return m, geometry, ms
+
+    async def saliency(self, data: bytes, o: Options) -> Result:
+        if o.overlay and o.size != "original":
+            raise ServiceError(422, "overlay needs size=original")
+        self._check_options(o)
+        image = await self.decode(data)
+        m, geometry, model_ms = await self.predict_map(image)
+        body, media = await run_in_threadpool(self.encode, image, m, geometry, o)
+        shape = geometry.original if o.size == "original" else self.size
+        return Result(body, media, shape, model_ms)
+
+    def encode(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, o: Options):
+        if o.size == "original":
+            m = map_to_image(m, geometry.original)
+        if o.format == "npy":
+            import io
+
+            buf = io.BytesIO()
+            np.save(buf, m.astype(np.float32), allow_pickle=False)
+            return buf.getvalue(), "application/x-npy"
+        if o.format == "json":
+            step = max(1, int(np.ceil(max(m.shape) / o.json_max_side)))
+            small = m[::step, ::step]
+            return {"shape": list(small.shape), "original_shape": list(m.shape), "step": step,
+                    "saliency": np.round(small, 5).tolist()}, "application/json"  # fmt: skip
+        picture = overlay(image, m, o.colormap, o.alpha) if o.overlay else to_uint8(m)
+        if o.format == "jpeg":
+            return encode_jpeg(picture), "image/jpeg"
+        return encode_png(picture), "image/png"

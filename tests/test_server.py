@@ -1,0 +1,330 @@
+"""The HTTP service through TestClient: every route's contract, batching, overload, timeouts."""
+
+import asyncio
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from msinet.engine import load_engine
+from msinet.predictor import Predictor
+from msinet.server.app import create_app
+from msinet.server.batcher import Batcher
+from msinet.server.settings import Settings
+from msinet.weights import WeightsMeta, save_model
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, random_model):
+    path = tmp_path_factory.mktemp("srv") / "fp32.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init", version="7"))
+    return load_engine("onnx", path)
+
+
+@pytest.fixture(scope="module")
+def jpeg_bytes(osie_images):
+    return osie_images[0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    with TestClient(create_app(Settings(max_wait_ms=5), engine=engine)) as c:
+        yield c
+
+
+class SlowEngine:
+    """A real engine that takes `delay` seconds longer per call (to make queues fill)."""
+
+    def __init__(self, engine, delay: float):
+        self.engine, self.delay, self.name, self.meta = engine, delay, engine.name, engine.meta
+        self.calls: list[int] = []
+
+    def predict(self, batch):
+        self.calls.append(len(batch))
+        time.sleep(self.delay)
+        return self.engine.predict(batch)
+
+
+def png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_saliency_png_matches_the_predictor(client, engine, jpeg_bytes, osie_images):
+    r = client.post("/v1/saliency", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["x-model-name"] == "msinet" and r.headers["x-model-version"] == "7"
+    assert float(r.headers["x-model-time-ms"]) > 0 and r.headers["x-map-shape"] == "600x800"
+    m = png(r.content)
+    from msinet.image import load_image
+    from msinet.postprocess import to_uint8
+
+    expected = to_uint8(Predictor(engine).predict([load_image(osie_images[0])])[0])
+    assert m.shape == (600, 800) and np.abs(m.astype(int) - expected).max() <= 1
+
+
+def test_raw_body_and_formats(client, jpeg_bytes):
+    raw = client.post("/v1/saliency", content=jpeg_bytes, headers={"content-type": "image/jpeg"})
+    assert raw.status_code == 200 and png(raw.content).shape == (600, 800)
+    files = {"image": ("a.jpg", jpeg_bytes, "image/jpeg")}
+    r = client.post("/v1/saliency?format=npy", files=files)
+    a = np.load(io.BytesIO(r.content))
+    assert a.shape == (600, 800) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+    j = client.post("/v1/saliency?format=json&json_max_side=50", files=files).json()
+    assert j["original_shape"] == [600, 800] and max(j["shape"]) <= 50
+    assert np.array(j["saliency"]).shape == tuple(j["shape"])
+    ov = client.post("/v1/saliency?overlay=true&colormap=viridis&format=jpeg", files=files)
+    assert ov.headers["content-type"] == "image/jpeg" and png(ov.content).shape == (600, 800, 3)
+    model = client.post("/v1/saliency?size=model", files=files)
+    assert png(model.content).shape == (240, 320)
+
+
+@pytest.mark.parametrize(
+    "body, ctype, status, message",
+    [
+        (b"this is not an image", "image/jpeg", 422, "not an image"),
+        (b"", "image/png", 422, "zero bytes"),
+        (b"hello", "text/plain", 415, "unsupported content type"),
+    ],
+)
+def test_bad_bodies_get_clear_4xx(client, body, ctype, status, message):
+    r = client.post("/v1/saliency", content=body, headers={"content-type": ctype})
+    assert r.status_code == status
+    assert message in r.json()["error"]["message"]
+
+
+def test_truncated_bomb_and_missing_field(client, jpeg_bytes):
+    from tests.test_image import png_with_declared_size
+
+    r = client.post("/v1/saliency", files={"image": ("c.jpg", jpeg_bytes[:5000], "image/jpeg")})
+    assert r.status_code == 422 and "truncated" in r.json()["error"]["message"]
+    bomb = png_with_declared_size(60_000, 60_000)
+    r = client.post("/v1/saliency", files={"image": ("b.png", bomb, "image/png")})
+    assert r.status_code == 413
+    r = client.post("/v1/saliency", files={"other": ("a.jpg", jpeg_bytes, "image/jpeg")})
+    assert r.status_code == 422 and "'image'" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=gif",
+        "alpha=2",
+        "size=huge",
+        "colormap=nope",
+        "overlay=true&size=model",
+        "json_max_side=1",
+    ],
+)
+def test_out_of_range_options_are_422(client, jpeg_bytes, query):
+    r = client.post(f"/v1/saliency?{query}", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
+    assert r.status_code == 422 and r.json()["error"]["message"]
+
+
+def test_oversize_upload_is_413(engine, jpeg_bytes):
+    with TestClient(create_app(Settings(max_upload_mb=0.01), engine=engine)) as c:
+        r = c.post("/v1/saliency", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
+        assert r.status_code == 413
+        r = c.post("/v1/saliency", content=jpeg_bytes, headers={"content-type": "image/jpeg"})
+        assert r.status_code == 413
+
+
+def test_batch_endpoint_isolates_a_bad_image(client, jpeg_bytes):
+    files = [
+        ("images", ("a.jpg", jpeg_bytes, "image/jpeg")),
+        ("images", ("bad.jpg", b"nope", "image/jpeg")),
+        ("images", ("c.jpg", jpeg_bytes, "image/jpeg")),
+    ]
+    r = client.post("/v1/saliency:batch", files=files)
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert len(results) == 3 and results[1]["error"]["status"] == 422
+    import base64
+
+    for k in (0, 2):
+        assert results[k]["shape"] == [600, 800]
+        assert png(base64.b64decode(results[k]["data"])).shape == (600, 800)
+
+
+def test_v2_protocol(client):
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").status_code == 200
+    meta = client.get("/v2/models/msinet").json()
+    assert meta["name"] == "msinet" and {i["name"] for i in meta["inputs"]} == {"image", "images"}
+    assert client.get("/v2/models/msinet/ready").json()["ready"] is True
+    assert client.get("/v2/models/other").status_code == 404
+    img = np.random.default_rng(0).integers(0, 256, (30, 40, 3))
+    body = {
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [30, 40, 3],
+                "datatype": "UINT8",
+                "data": img.ravel().tolist(),
+            }
+        ]
+    }
+    out = client.post("/v2/models/msinet/infer", json=body).json()["outputs"][0]
+    assert out["shape"] == [30, 40] and len(out["data"]) == 1200 and out["datatype"] == "FP32"
+    x = (np.random.default_rng(1).random((2, 3, 64, 96)) * 255).round(2)
+    body = {
+        "inputs": [
+            {
+                "name": "images",
+                "shape": [2, 3, 64, 96],
+                "datatype": "FP32",
+                "data": x.ravel().tolist(),
+            }
+        ]
+    }
+    out = client.post("/v2/models/msinet/infer", json=body).json()["outputs"][0]
+    assert out["shape"] == [2, 64, 96]
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ("{not json", 422),
+        (json.dumps({"inputs": []}), 422),
+        (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "image",
+                            "shape": [2, 2, 3],
+                            "datatype": "UINT8",
+                            "data": [1, 2, 3],
+                        }
+                    ]
+                }
+            ),
+            422,
+        ),
+        (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "image",
+                            "shape": [1, 1, 3],
+                            "datatype": "UINT8",
+                            "data": [1, 2, 999],
+                        }
+                    ]
+                }
+            ),
+            422,
+        ),
+        (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "images",
+                            "shape": [1, 3, 10, 16],
+                            "datatype": "FP32",
+                            "data": [0.0] * 480,
+                        }
+                    ]
+                }
+            ),
+            422,
+        ),
+    ],
+)
+def test_v2_malformed_requests(client, body, status):
+    r = client.post(
+        "/v2/models/msinet/infer", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == status and "error" in r.json()
+
+
+def test_health_readiness_metrics_and_docs(engine, jpeg_bytes):
+    app = create_app(Settings(), engine=engine)
+    cold = TestClient(app)  # no lifespan yet: the model is not warmed up
+    assert cold.get("/healthz").status_code == 200
+    assert cold.get("/readyz").status_code == 503
+    assert cold.get("/v2/health/ready").status_code == 503
+    with TestClient(app) as c:
+        assert c.get("/readyz").json()["status"] == "ready"
+        c.post("/v1/saliency", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
+        c.post("/v1/saliency", content=b"x", headers={"content-type": "image/png"})
+        text = c.get("/metrics").text
+        assert 'msinet_requests_total{method="POST",route="/v1/saliency",status="200"} 1.0' in text
+        assert 'status="422"' in text
+        assert "msinet_batch_size_bucket" in text and "msinet_inference_seconds_count" in text
+        assert "msinet_queue_depth" in text
+        assert c.get("/docs").status_code == 200
+        assert "/v1/saliency" in c.get("/openapi.json").json()["paths"]
+
+
+def test_page_is_self_contained(client):
+    html = client.get("/").text
+    assert "<canvas" in html and "v1/saliency" in html and '"viridis"' in html
+    assert "http://" not in html and "https://" not in html  # no CDN
+
+
+def test_api_key(engine, jpeg_bytes, monkeypatch):
+    monkeypatch.setenv("MSINET_TEST_KEY", "s3cret")
+    with TestClient(create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=engine)) as c:
+        files = {"image": ("a.jpg", jpeg_bytes, "image/jpeg")}
+        assert c.post("/v1/saliency", files=files).status_code == 401
+        assert c.post("/v1/saliency", files=files, headers={"X-API-Key": "no"}).status_code == 401
+        assert (
+            c.post("/v1/saliency", files=files, headers={"X-API-Key": "s3cret"}).status_code == 200
+        )
+        assert c.post("/v2/models/msinet/infer", json={}).status_code == 401
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+    monkeypatch.delenv("MSINET_TEST_KEY")
+    with pytest.raises(ValueError, match="unset"):
+        create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=engine)
+
+
+def test_batcher_groups_concurrent_requests(engine):
+    slow = SlowEngine(engine, 0.0)
+
+    async def go():
+        b = Batcher(slow, max_batch_size=4, max_wait_ms=100, max_queue=16)
+        b.start()
+        x = np.full((64, 96, 3), 100.0, np.float32)
+        maps = await asyncio.gather(*(b.submit(x, 30) for _ in range(6)))
+        await b.stop()
+        return maps
+
+    maps = asyncio.run(go())
+    assert len(maps) == 6 and slow.calls == [4, 2]
+
+
+def test_full_queue_is_503_with_retry_after(engine, jpeg_bytes):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = SlowEngine(engine, 0.5)
+    settings = Settings(max_queue=1, max_batch_size=1, max_wait_ms=0)
+    with TestClient(create_app(settings, engine=slow)) as c:
+
+        def send(_):
+            return c.post(
+                "/v1/saliency?size=model", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")}
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(send, range(8)))
+        codes = sorted(r.status_code for r in responses)
+        assert 200 in codes and 503 in codes
+        busy = next(r for r in responses if r.status_code == 503)
+        assert busy.headers["retry-after"] == "1" and "queue" in busy.json()["error"]["message"]
+        assert send(0).status_code == 200  # and it recovers
+
+
+def test_timeout_is_504_and_frees_the_slot(engine, jpeg_bytes):
+    slow = SlowEngine(engine, 0.6)
+    settings = Settings(request_timeout_s=0.2, max_batch_size=1, max_wait_ms=0, max_queue=4)
+    with TestClient(create_app(settings, engine=slow)) as c:
+        r = c.post("/v1/saliency", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
+        assert r.status_code == 504 and "timed out" in r.json()["error"]["message"]
+        time.sleep(1.0)
+        assert c.get("/readyz").json()["queue_depth"] == 0
