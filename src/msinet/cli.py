@@ -72,6 +72,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         return fail("--batch-size must be >= 1")
+    if args.ray:
+        return predict_ray(args)
     try:
         size = parse_size(args.size) if args.size else None
         colormap_lut(args.colormap)
@@ -112,6 +114,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for name, reason in failures:
         print(f"msinet: skipped {name}: {reason}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def predict_ray(args: argparse.Namespace) -> int:
+    from msinet.scale.data import score
+    from msinet.weights import WeightsError, default_weights
+
+    try:
+        weights = args.weights or str(default_weights(args.engine))
+        summary = score(args.inputs, args.output, weights, args.engine, args.size,
+                        actors=args.actors, batch_size=args.batch_size,
+                        threads_per_actor=args.threads, progress=not args.quiet)  # fmt: skip
+    except (FileNotFoundError, WeightsError, ValueError) as e:
+        return fail(str(e))
+    print(
+        f"{summary.written} written, {summary.skipped} already done, "
+        f"{len(summary.failures)} failed of {summary.total} in {summary.seconds:.1f} s "
+        f"({summary.images_per_s:.2f} images/s, {args.actors} actor(s))",
+        file=sys.stderr,
+    )
+    for name, reason in summary.failures:
+        print(f"msinet: skipped {name}: {reason}", file=sys.stderr)
+    return 1 if summary.failures else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -239,6 +263,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**given)
         settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
+        if args.ray:
+            from msinet.scale.serve import RayOptions, parse_autoscale, run
+
+            autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
+            run(settings, RayOptions(args.replicas, autoscale, args.num_cpus,
+                                     args.max_ongoing_requests))  # fmt: skip
+            return 0
         if settings.workers > 1:  # each worker process builds its app from MSINET_* variables
             for k, v in settings.model_dump().items():
                 if v is not None:
@@ -275,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", action="store_true", help="score with Ray Data (msinet[ray])")
+    p.add_argument("--actors", type=int, default=1, help="--ray: engine actors")
     p.set_defaults(func=cmd_predict)
 
     from msinet.data import DATASETS
@@ -362,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key-env", metavar="NAME", help="require X-API-Key = $NAME")
     p.add_argument("--cors-origins", nargs="*", help="allowed CORS origins")
     p.add_argument("--size", help="model input size (default: the weights' training size)")
+    p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (msinet[ray])")
+    p.add_argument("--replicas", type=int, default=1, help="--ray: fixed replica count")
+    p.add_argument("--autoscale", metavar="MIN:MAX", help="--ray: autoscale replicas")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
+    p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
     p.set_defaults(func=cmd_serve)
 
     sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")

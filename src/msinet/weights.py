@@ -227,8 +227,24 @@ class ShippedWeights:
     meta: dict[str, object]
 
 
-# Trained weights are added here when they ship (issue: trained weights as the default).
-SHIPPED: dict[str, ShippedWeights] = {}
+SHIPPED: dict[str, ShippedWeights] = {
+    "msinet-osie": ShippedWeights(
+        name="msinet-osie",
+        file="msinet-osie.safetensors",
+        sha256="f82204bba6a5a74ae8759fb66c2ccfc3ccc502bde64c2acffabc7d59069a32f9",
+        int8_file="msinet-osie-int8.onnx",
+        int8_sha256="79c07e64167e685a0e07b33c28721ac51665149456b63d605d9424894bd989dc",
+        meta={
+            "num_params": 24_934_209,
+            "dtype": "float16",
+            "dataset": "OSIE (Xu et al. 2014), images 1001-1500; validated on 1501-1600",
+            "training_size": (240, 320),
+            "input_order": "bgr",
+            "licence": "weights: MIT (OSIE data, MIT licence; VGG16 init, CC BY 4.0)",
+            "model_card": "weights/MODEL_CARD.md",
+        },
+    )
+}
 DEFAULT_MODEL = "msinet-osie"
 
 

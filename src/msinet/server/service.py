@@ -73,13 +73,21 @@ class SaliencyService:
     async def start(self) -> None:
         """Load the model (in a thread), start batching, warm up; then report ready."""
         s = self.settings
+        if self.ready:
+            return
         if self.engine is None:
             self.engine = await run_in_threadpool(
                 load_engine, s.engine, resolve_weights(s), s.threads
             )
         self.size = parse_size(s.size or tuple(self.engine.meta.training_size))
-        self.batcher = Batcher(self.engine, s.max_batch_size, s.max_wait_ms, s.max_queue,
-                               self.metrics.observe)  # fmt: skip
+        if s.batching == "ray":
+            from msinet.scale.serve import RayBatcher
+
+            self.batcher = RayBatcher(self.engine, s.max_batch_size, s.max_wait_ms,
+                                      self.metrics.observe)  # fmt: skip
+        else:
+            self.batcher = Batcher(self.engine, s.max_batch_size, s.max_wait_ms, s.max_queue,
+                                   self.metrics.observe)  # fmt: skip
         self.batcher.start()
         warm = np.full((*self.size, 3), 126.0, np.float32)
         await self.batcher.submit(warm, timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     size: str | None = None  # model input size (default: the weights' training size)
     model_name: str = "msinet"
+    # "asyncio": msinet's own batcher; "ray": Ray Serve's @serve.batch (inside a Serve replica)
+    batching: Literal["asyncio", "ray"] = "asyncio"
 
     @property
     def api_key(self) -> str | None:

@@ -1,0 +1,1 @@
+"""Scaling out on Ray: Ray Serve for the service, Ray Data for batch scoring (`msinet[ray]`)."""

@@ -1,0 +1,159 @@
+"""Ray Serve and Ray Data on a local Ray instance started here (loopback only)."""
+
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray", reason="Ray is the optional msinet[ray] extra")
+
+from msinet.cli import main  # noqa: E402
+from msinet.weights import WeightsMeta, save_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, random_model):
+    path = tmp_path_factory.mktemp("ray") / "w.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init", version="3"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             ignore_reinit_error=True)  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def inputs(tmp_path, osie_images):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in osie_images[:4]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+def read(path):
+    return np.asarray(Image.open(path))
+
+
+def test_batch_scoring_matches_predict_and_resumes(local_ray, tmp_path, inputs, weights, capsys):
+    plain, out = tmp_path / "plain", tmp_path / "ray"
+    assert (
+        main(
+            [
+                "predict",
+                str(inputs),
+                "-o",
+                str(plain),
+                "--weights",
+                str(weights),
+                "--engine",
+                "onnx",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    (inputs / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    rc = main(
+        [
+            "predict",
+            "--ray",
+            str(inputs),
+            "-o",
+            str(out),
+            "--weights",
+            str(weights),
+            "--engine",
+            "onnx",
+            "--actors",
+            "2",
+            "--batch-size",
+            "2",
+            "-q",
+        ]
+    )
+    assert rc == 1  # the corrupt file is reported ...
+    err = capsys.readouterr().err
+    assert "corrupt.jpg" in err and "4 written" in err
+    for p in sorted(plain.iterdir()):  # ... and the others match `msinet predict` exactly
+        assert np.array_equal(read(out / p.name), read(p)), p.name
+    # an interrupted job: one map missing, one half-written; the rerun redoes just those
+    first, second = sorted(out.iterdir())[:2]
+    first.unlink()
+    second.write_bytes(second.read_bytes()[:100])
+    (inputs / "corrupt.jpg").unlink()
+    rc = main(
+        [
+            "predict",
+            "--ray",
+            str(inputs),
+            "-o",
+            str(out),
+            "--weights",
+            str(weights),
+            "--engine",
+            "onnx",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    assert "2 written, 2 already done" in capsys.readouterr().err
+    for p in sorted(plain.iterdir()):
+        assert np.array_equal(read(out / p.name), read(p)), p.name
+
+
+def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights, osie_images):
+    from fastapi.testclient import TestClient
+    from ray import serve
+
+    from msinet.scale.serve import RayOptions, build_application
+    from msinet.server.app import create_app
+    from msinet.server.settings import Settings
+    from tests.test_server_live import free_port
+
+    settings = Settings(engine="onnx", weights=str(weights), max_batch_size=4, max_wait_ms=20)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_application(settings, RayOptions(replicas=1)), name="msinet",
+                  route_prefix="/")  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        jpeg = osie_images[2].read_bytes()
+        files = {"image": ("a.jpg", jpeg, "image/jpeg")}
+        served = httpx.post(f"{url}/v1/saliency", files=files, timeout=120)
+        assert served.status_code == 200 and served.headers["x-model-version"] == "3"
+        with TestClient(create_app(settings)) as standalone:
+            local = standalone.post("/v1/saliency", files=files)
+        assert np.array_equal(read_bytes(served.content), read_bytes(local.content))
+        assert httpx.get(f"{url}/v2/models/msinet").json()["name"] == "msinet"
+        assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
+        assert "<canvas" in httpx.get(f"{url}/").text
+        bad = httpx.post(f"{url}/v1/saliency", content=b"nope",
+                         headers={"content-type": "image/jpeg"})  # fmt: skip
+        assert bad.status_code == 422
+        # concurrent requests are batched by @serve.batch inside the replica
+        import concurrent.futures as cf
+
+        with cf.ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(lambda _: httpx.post(f"{url}/v1/saliency?size=model",
+                                                       files=files, timeout=120).status_code,
+                                  range(6)))  # fmt: skip
+        assert codes == [200] * 6
+        metrics = httpx.get(f"{url}/metrics").text
+        count = float(metrics.split("msinet_batch_size_count ")[1].split()[0])
+        total = float(metrics.split("msinet_batch_size_sum ")[1].split()[0])
+        assert total > count  # at least one model call took more than one image
+    finally:
+        serve.shutdown()
+
+
+def read_bytes(data: bytes) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(data)))

@@ -1,0 +1,154 @@
+"""The service as users run it: `msinet serve` on 127.0.0.1 (loopback only), a barrage of
+malformed requests, and the web page driven in a real headless Chromium."""
+
+import asyncio
+import base64
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from msinet.weights import WeightsMeta, save_model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def wait_ready(url: str, proc=None, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, random_model):
+    """The server .ci/run started (MSINET_TEST_SERVER, MSINET_TEST_SERVER_PID), or our own."""
+    if os.environ.get("MSINET_TEST_SERVER"):
+        url = os.environ["MSINET_TEST_SERVER"]
+        wait_ready(url)
+        yield url, int(os.environ["MSINET_TEST_SERVER_PID"])
+        return
+    weights = tmp_path_factory.mktemp("live") / "w.safetensors"
+    save_model(random_model, weights, WeightsMeta(dataset="random-init"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "msinet", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--engine", "onnx", "--weights", str(weights), "--threads", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        yield url, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)  # graceful shutdown
+        proc.wait(timeout=30)
+
+
+def test_malformed_barrage_then_a_valid_request(live_server, osie_images):
+    url, pid = live_server
+    jpeg = osie_images[0].read_bytes()
+    before = rss_mb(pid)
+    bad_requests = [
+        ("/v1/saliency", {"content": os.urandom(2000), "headers": {"content-type": "image/jpeg"}}),
+        ("/v1/saliency", {"content": jpeg[:3000], "headers": {"content-type": "image/jpeg"}}),
+        ("/v1/saliency", {"content": b"", "headers": {"content-type": "image/png"}}),
+        ("/v1/saliency", {"content": b"text", "headers": {"content-type": "text/plain"}}),
+        ("/v1/saliency?alpha=7", {"content": jpeg, "headers": {"content-type": "image/jpeg"}}),
+        ("/v1/saliency", {"files": {"nope": ("x", b"y")}}),
+        ("/v2/models/msinet/infer", {"content": b"{broken", "headers":
+                                     {"content-type": "application/json"}}),
+        ("/v2/models/msinet/infer", {"json": {"inputs": [{"name": "image", "shape": [9, 9, 3],
+                                                          "datatype": "UINT8", "data": [1]}]}}),
+    ]  # fmt: skip
+
+    async def barrage(n: int) -> list[int]:
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as c:
+            reqs = [bad_requests[i % len(bad_requests)] for i in range(n)]
+            rs = await asyncio.gather(*(c.post(p, **kw) for p, kw in reqs))
+            return [r.status_code for r in rs]
+
+    codes = asyncio.run(barrage(320))
+    assert all(400 <= c < 500 for c in codes), sorted(set(codes))
+    r = httpx.post(f"{url}/v1/saliency", files={"image": ("a.jpg", jpeg, "image/jpeg")}, timeout=60)
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (800, 600)
+    assert rss_mb(pid) - before < 300, (before, rss_mb(pid))
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        msg = "Debian's chromium is not installed (.ci/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def test_web_page_in_headless_chromium(live_server, osie_images, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, _ = live_server
+    image = osie_images[3]
+    api = httpx.post(f"{url}/v1/saliency", files={"image": (image.name, image.read_bytes(),
+                                                            "image/jpeg")}, timeout=60)  # fmt: skip
+    expected = np.asarray(Image.open(io.BytesIO(api.content)), np.int16)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=flags)
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("body[data-state=done]", timeout=60_000)
+        status = page.inner_text("#status")
+        shot = tmp_path / "page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        data = page.evaluate("document.getElementById('map').toDataURL('image/png')")
+        overlay = page.evaluate("document.getElementById('overlay').toDataURL('image/png')")
+        browser.close()
+    rendered = np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",")[1])))
+                          .convert("L"), np.int16)  # fmt: skip
+    assert rendered.shape == expected.shape == (600, 800)
+    assert rendered.std() > 5  # not blank
+    assert np.abs(rendered - expected).max() <= 1  # the API's map, pixel for pixel
+    ov = np.asarray(Image.open(io.BytesIO(base64.b64decode(overlay.split(",")[1]))))
+    assert ov.shape[:2] == (600, 800) and ov[..., :3].std() > 5
+    assert "model" in status and "ms" in status
+    assert shot.stat().st_size > 10_000

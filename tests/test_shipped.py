@@ -1,0 +1,76 @@
+"""The weights that ship in weights/: hashes, metadata against the real model, and quality."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from msinet import weights as W
+from msinet.engine import load_engine
+from msinet.image import load_image
+from msinet.model import count_parameters
+from msinet.predictor import Predictor
+
+
+def test_shipped_files_verify_and_meta_matches_the_model():
+    entry = W.SHIPPED[W.DEFAULT_MODEL]
+    path = W.default_weights()
+    assert W.file_sha256(path) == entry.sha256
+    assert W.file_sha256(W.default_weights("onnx-int8")) == entry.int8_sha256
+    model = W.load_model(path)
+    assert count_parameters(model) == entry.meta["num_params"]
+    meta = model.weights_meta
+    assert meta.dataset == "osie" and tuple(meta.training_size) == entry.meta["training_size"]
+    assert meta.input_order == entry.meta["input_order"]
+    total = sum(p.stat().st_size for p in W.weights_dir().glob("*") if p.is_file())
+    assert total <= 100_000_000
+
+
+def test_corrupted_default_weights_are_refused(tmp_path, monkeypatch):
+    for f in W.weights_dir().glob("msinet-osie*"):
+        shutil.copy(f, tmp_path / f.name)
+    target = tmp_path / W.SHIPPED[W.DEFAULT_MODEL].file
+    data = bytearray(target.read_bytes())
+    data[-10] ^= 0x01
+    target.write_bytes(bytes(data))
+    monkeypatch.setenv("MSINET_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(W.WeightsError, match="sha256"):
+        W.default_weights()
+    (tmp_path / W.SHIPPED[W.DEFAULT_MODEL].int8_file).unlink()
+    with pytest.raises(W.WeightsError, match="missing"):
+        W.default_weights("onnx-int8")
+
+
+@pytest.fixture(scope="module")
+def val(osie_root):
+    from msinet.data.osie import OSIE
+
+    return OSIE(osie_root).samples("val")[:6]
+
+
+def test_shipped_model_beats_the_centre_bias_on_unseen_images(val, osie_root):
+    from msinet.baselines import GaussianCenterBias
+    from msinet.data.osie import OSIE
+    from msinet.metrics import nss
+
+    predictor = Predictor(load_engine("onnx", W.default_weights()))
+    centre = GaussianCenterBias.fit(OSIE(osie_root).samples("train"))((600, 800))
+    ours, cb = [], []
+    for s in val:
+        m = predictor.predict([load_image(s.image)])[0]
+        f = s.fixations.binary_map()
+        ours.append(nss(m, f))
+        cb.append(nss(centre, f))
+    assert np.mean(ours) > 2.5 > 1.0 > np.mean(cb)
+
+
+def test_engines_agree_on_the_shipped_model(val):
+    from msinet.preprocess import batch, preprocess
+
+    x = batch([preprocess(load_image(s.image), (240, 320))[0] for s in val[:4]])
+    t = load_engine("torch", W.default_weights()).predict(x)
+    o = load_engine("onnx", W.default_weights()).predict(x)
+    q = load_engine("onnx-int8", W.default_weights("onnx-int8")).predict(x)
+    np.testing.assert_allclose(o, t, atol=2e-5)
+    for a, b in zip(q, t, strict=True):
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.99
