@@ -81,8 +81,9 @@ def test_batch_scoring_matches_predict_and_resumes(local_ray, tmp_path, inputs, 
     assert rc == 1  # the corrupt file is reported ...
     err = capsys.readouterr().err
     assert "corrupt.jpg" in err and "4 written" in err
-    for p in sorted(plain.iterdir()):  # ... and the others match `msinet predict` exactly
-        assert np.array_equal(read(out / p.name), read(p)), p.name
+    for p in sorted(plain.iterdir()):  # ... and the others match `msinet predict`: ORT's
+        # float sums depend on the batch composition, so allow one grey level
+        assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
     # an interrupted job: one map missing, one half-written; the rerun redoes just those
     first, second = sorted(out.iterdir())[:2]
     first.unlink()
@@ -105,7 +106,7 @@ def test_batch_scoring_matches_predict_and_resumes(local_ray, tmp_path, inputs, 
     assert rc == 0
     assert "2 written, 2 already done" in capsys.readouterr().err
     for p in sorted(plain.iterdir()):
-        assert np.array_equal(read(out / p.name), read(p)), p.name
+        assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
 
 
 def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights, osie_images):
@@ -130,7 +131,8 @@ def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights,
         assert served.status_code == 200 and served.headers["x-model-version"] == "3"
         with TestClient(create_app(settings)) as standalone:
             local = standalone.post("/v1/saliency", files=files)
-        assert np.array_equal(read_bytes(served.content), read_bytes(local.content))
+        diff = read_bytes(served.content).astype(int) - read_bytes(local.content)
+        assert np.abs(diff).max() <= 1  # the same maps, up to ORT's thread-dependent rounding
         assert httpx.get(f"{url}/v2/models/msinet").json()["name"] == "msinet"
         assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
         assert "<canvas" in httpx.get(f"{url}/").text

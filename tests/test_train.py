@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from msinet.config import TrainConfig
 from msinet.losses import cc_loss, kld_loss, nss_loss
-from msinet.train import TrainConfig, Trainer
+from msinet.train import Trainer
 from msinet.weights import load_arrays, load_model
 
 

@@ -65,13 +65,14 @@ def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from msinet.engine import load_engine
+    from msinet.engine import auto_engine, load_engine
     from msinet.postprocess import colormap_lut, map_to_image, overlay, to_uint8
     from msinet.preprocess import parse_size
     from msinet.weights import WeightsError, default_weights
 
     if args.batch_size < 1:
         return fail("--batch-size must be >= 1")
+    args.engine = args.engine or auto_engine(args.weights)
     if args.ray:
         return predict_ray(args)
     try:
@@ -158,6 +159,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from msinet.data import open_dataset
+    from msinet.engine import auto_engine
     from msinet.evaluate import evaluate, folder_predictions, model_predictions
     from msinet.metrics import MetricError
     from msinet.weights import WeightsError
@@ -174,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         if args.weights:
             predictors[f"msinet ({Path(args.weights).name})"] = model_predictions(
-                args.weights, args.engine, args.size
+                args.weights, args.engine or auto_engine(args.weights), args.size
             )
         report = evaluate(
             samples,
@@ -202,7 +204,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from msinet.train import TrainConfig, Trainer
+    from msinet.config import TrainConfig
+    from msinet.train import Trainer
     from msinet.weights import WeightsError
 
     config = TrainConfig(
@@ -297,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--weights", metavar="FILE", help="msinet .safetensors (default: shipped)")
-    p.add_argument("--engine", choices=ENGINES, default="torch")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="default: onnx-int8 for the shipped "
+        "model, onnx for --weights (torch without onnxruntime)",
+    )
     p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
@@ -334,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    from msinet.train import TrainConfig
+    from msinet.config import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
@@ -382,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP service (web page at /, API docs at /docs)")
     p.add_argument("--host", help="default 127.0.0.1")
     p.add_argument("--port", type=int, help="default 8000")
-    p.add_argument("--engine", choices=ENGINES, help="default onnx")
+    p.add_argument("--engine", choices=ENGINES, help="default onnx-int8 (onnx with --weights)")
     p.add_argument("--weights", metavar="FILE", help="default: the shipped model")
     p.add_argument("--threads", type=int, help="intra-op threads per worker")
     p.add_argument("--workers", type=int, help="processes, one model each (default 1)")

@@ -25,6 +25,16 @@ class Engine(Protocol):
 ENGINES = ("torch", "onnx", "onnx-int8")
 
 
+# The fastest engine that passes the fidelity bar (msinet bench, docs/engines.md): int8 ONNX
+# Runtime for the shipped model, fp32 ONNX Runtime for other weights files.
+def auto_engine(weights: str | os.PathLike | None) -> str:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnx-int8" if weights is None else "onnx"
+
+
 def check_batch(batch: np.ndarray) -> None:
     """Engines refuse what preprocessing can never produce, naming the problem."""
     if batch.ndim != 4 or batch.shape[1] != 3:

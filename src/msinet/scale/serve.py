@@ -94,7 +94,7 @@ def build_application(settings: Settings, options: RayOptions):
         """One replica: one model instance; the app's lifespan loads and warms it up."""
 
         def check_health(self) -> None:
-            if not app.state.service.ready:
+            if not self.app.state.service.ready:  # this replica's app, after its lifespan ran
                 raise RuntimeError("model not ready")
 
     return MSINetDeployment.bind()

@@ -55,10 +55,13 @@ class Result:
     model_ms: float  # waiting in the batch queue + the model call
 
 
-def resolve_weights(settings: Settings) -> str:
+def resolve_engine(settings: Settings) -> tuple[str, str]:
+    """(engine name, weights path) from the settings, defaults filled in."""
+    from msinet.engine import auto_engine
     from msinet.weights import default_weights
 
-    return settings.weights or str(default_weights(settings.engine))
+    engine = settings.engine or auto_engine(settings.weights)
+    return engine, settings.weights or str(default_weights(engine))
 
 
 class SaliencyService:
@@ -76,9 +79,7 @@ class SaliencyService:
         if self.ready:
             return
         if self.engine is None:
-            self.engine = await run_in_threadpool(
-                load_engine, s.engine, resolve_weights(s), s.threads
-            )
+            self.engine = await run_in_threadpool(load_engine, *resolve_engine(s), s.threads)
         self.size = parse_size(s.size or tuple(self.engine.meta.training_size))
         if s.batching == "ray":
             from msinet.scale.serve import RayBatcher

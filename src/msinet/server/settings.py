@@ -16,7 +16,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    engine: str = "onnx"  # torch, onnx, onnx-int8
+    engine: str | None = None  # torch, onnx, onnx-int8; default: msinet.engine.auto_engine
     weights: str | None = None  # default: the shipped model for the engine
     threads: int | None = None  # intra-op threads per worker (default: all cores)
     workers: int = Field(1, ge=1)  # processes, one model instance each
