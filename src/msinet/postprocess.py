@@ -52,9 +52,11 @@ def overlay(
     return np.rint(image * (1 - a) + heat * a).astype(np.uint8)
 
 
-def encode_png(array: np.ndarray) -> bytes:
+def encode_png(array: np.ndarray, compress_level: int = 3) -> bytes:
+    """PNG bytes; level 3 encodes an 800x600 map in about half the time of Pillow's default 6
+    for ~20% more bytes, the better trade in a server."""
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
+    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

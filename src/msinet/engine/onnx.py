@@ -38,6 +38,9 @@ def session_options(threads: int | None):
     so.intra_op_num_threads = threads or os.cpu_count() or 1
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle ORT threads would spin for a while after each run, taking the cores that decoding,
+    # resizing and PNG encoding need in a server; let them sleep instead.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
