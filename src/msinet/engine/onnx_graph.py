@@ -9,7 +9,6 @@ dynamic. Output `saliency`: (B, 1, H, W) in 0..1.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -148,7 +147,3 @@ def _content_hash(path: str | os.PathLike) -> str:
 def meta_of(model: onnx.ModelProto) -> WeightsMeta:
     props = {p.key: p.value for p in model.metadata_props}
     return WeightsMeta.from_header(props)
-
-
-def describe(model: onnx.ModelProto) -> str:
-    return json.dumps({p.key: p.value for p in model.metadata_props}, indent=2)
