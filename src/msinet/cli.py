@@ -290,6 +290,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_official(args: argparse.Namespace) -> int:
+    from msinet.official import convert
+    from msinet.weights import WeightsError
+
+    try:
+        meta = convert(args.path, args.output, args.dataset)
+    except WeightsError as e:
+        return fail(str(e))
+    print(
+        f"{args.output}: official MSI-Net ({meta.dataset}), input_order=rgb, "
+        f"training size {meta.training_size[0]}x{meta.training_size[1]}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -409,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
     p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("convert-official", help="import official MSI-Net TF weights")
+    p.add_argument("path", help="frozen model_<dataset>_<cpu|gpu>.pb, or a SavedModel folder")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--dataset", help="salicon, mit1003, cat2000, osie, ... (default: from name)")
+    p.set_defaults(func=cmd_convert_official)
 
     sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")
 

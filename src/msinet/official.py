@@ -1,0 +1,183 @@
+"""Import the official MSI-Net weights (alexanderkroner/saliency) without TensorFlow.
+
+Reads frozen GraphDefs (`model_<dataset>_<cpu|gpu>.pb`) and SavedModels whose graph holds the
+weights as constants, using the GraphDef/TensorProto definitions that the `tensorboard`
+package ships (`msinet[official]`). Kernels are HWIO in both the CPU (NHWC) and GPU (NCHW)
+graphs; they become OIHW. The official input convention (RGB minus [103.939, 116.779,
+123.68], no channel flip) is recorded as `input_order=rgb`, so msinet feeds the weights the
+way they were trained.
+
+Not yet: TF1 checkpoints (`.index` + `.data-*`) and SavedModels that keep their weights in
+`variables/` (both tensor bundles).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from msinet.preprocess import SIZE_PRESETS
+from msinet.weights import WeightsError, WeightsMeta, save_arrays
+
+OFFICIAL_MEAN = (103.939, 116.779, 123.68)
+
+
+def expected_variables() -> dict[str, str]:
+    """Official TF variable name -> our state-dict key, for every parameter."""
+    from msinet.model import official_name
+
+    keys = [f"encoder.conv{b}.conv{b}_{i}.{p}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+            for i in range(1, n + 1) for p in ("weight", "bias")]  # fmt: skip
+    keys += [f"aspp.conv1_{i}.{p}" for i in range(1, 6) for p in ("weight", "bias")]
+    keys += [f"aspp.conv2.{p}" for p in ("weight", "bias")]
+    keys += [f"decoder.conv{i}.{p}" for i in range(1, 5) for p in ("weight", "bias")]
+    return {official_name(k): k for k in keys}
+
+
+def _protos():
+    try:
+        from tensorboard.compat.proto import graph_pb2, meta_graph_pb2, types_pb2
+    except ImportError as e:
+        raise WeightsError(
+            "reading official TF files needs the GraphDef definitions shipped by tensorboard: "
+            "pip install 'msinet[official]'"
+        ) from e
+    return graph_pb2, meta_graph_pb2, types_pb2
+
+
+def tensor_to_array(t) -> np.ndarray:
+    """A TensorProto as numpy (float32/float16 only: the official weights' types)."""
+    _, _, types = _protos()
+    dtypes = {types.DT_FLOAT: np.float32, types.DT_HALF: np.float16}
+    if t.dtype not in dtypes:
+        raise WeightsError(f"unsupported tensor dtype {types.DataType.Name(t.dtype)}")
+    dtype = dtypes[t.dtype]
+    shape = tuple(d.size for d in t.tensor_shape.dim)
+    n = int(np.prod(shape)) if shape else 1
+    if t.tensor_content:
+        a = np.frombuffer(t.tensor_content, dtype=dtype).copy()
+    elif dtype is np.float32:
+        a = np.asarray(t.float_val, np.float32)
+    else:
+        a = np.asarray(t.half_val, np.uint16).view(np.float16)
+    if a.size == 1 and n > 1:  # TF stores a constant fill as one value
+        a = np.full(n, a[0], dtype)
+    return a.reshape(shape)
+
+
+def graph_constants(graph) -> dict[str, np.ndarray]:
+    """Const nodes of a GraphDef whose names are official variable names."""
+    wanted = set(expected_variables())
+    out = {}
+    for node in graph.node:
+        if node.op == "Const" and node.name in wanted:
+            out[node.name] = tensor_to_array(node.attr["value"].tensor)
+    return out
+
+
+def _saved_model_graphs(data: bytes) -> list:
+    """MetaGraphDefs from a saved_model.pb: SavedModel is {1: schema version, 2: MetaGraphDef*};
+    only its outer field needs hand-decoding (varint tags and lengths)."""
+    _, meta_graph_pb2, _ = _protos()
+
+    def varint(i: int) -> tuple[int, int]:
+        shift = value = 0
+        while True:
+            b = data[i]
+            value |= (b & 0x7F) << shift
+            i += 1
+            if not b & 0x80:
+                return value, i
+            shift += 7
+
+    graphs, i = [], 0
+    while i < len(data):
+        key, i = varint(i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = varint(i)
+        elif wire == 2:
+            length, i = varint(i)
+            if field == 2:
+                mg = meta_graph_pb2.MetaGraphDef()
+                mg.ParseFromString(data[i : i + length])
+                graphs.append(mg)
+            i += length
+        else:
+            raise WeightsError("saved_model.pb is not a SavedModel protobuf")
+    return graphs
+
+
+def read_official(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The official variables (TF names, TF layouts) from a frozen .pb or a SavedModel dir."""
+    graph_pb2, _, _ = _protos()
+    path = Path(path)
+    if path.is_dir():
+        pb = path / "saved_model.pb"
+        if not pb.is_file():
+            raise WeightsError(f"{path} has no saved_model.pb: not a SavedModel")
+        found: dict[str, np.ndarray] = {}
+        for mg in _saved_model_graphs(pb.read_bytes()):
+            found.update(graph_constants(mg.graph_def))
+        if not found and (path / "variables").is_dir():
+            raise WeightsError(
+                f"{path} keeps its weights in variables/ (a tensor bundle), which msinet "
+                "cannot read yet; freeze the graph or use the frozen .pb release"
+            )
+        return found
+    if path.suffix in (".index", ".data-00000-of-00001") or ".ckpt" in path.name:
+        raise WeightsError("TF1 checkpoints (.index/.data) are not supported yet; use the "
+                           "frozen model_<dataset>_<cpu|gpu>.pb release")  # fmt: skip
+    if not path.is_file():
+        raise WeightsError(f"{path} not found")
+    graph = graph_pb2.GraphDef()
+    try:
+        graph.ParseFromString(path.read_bytes())
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise WeightsError(f"{path} is not a TensorFlow GraphDef: {e}") from e
+    return graph_constants(graph)
+
+
+def to_msinet(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """TF names/HWIO -> our keys/OIHW, with every missing or mis-shaped variable named."""
+    from msinet.model import MSINet
+
+    names = expected_variables()
+    missing = sorted(set(names) - set(found))
+    if missing:
+        raise WeightsError(f"not an MSI-Net graph: missing {len(missing)} variables: {missing}")
+    shapes = {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
+    out, wrong = {}, []
+    for tf_name, key in names.items():
+        a = found[tf_name]
+        a = a.transpose(3, 2, 0, 1) if a.ndim == 4 else a  # HWIO -> OIHW
+        if tuple(a.shape) != shapes[key]:
+            wrong.append(f"{tf_name}: {tuple(found[tf_name].shape)}")
+        out[key] = np.ascontiguousarray(a, dtype=np.float32)
+    if wrong:
+        raise WeightsError(f"shape mismatch for the MSI-Net architecture: {wrong}")
+    return out
+
+
+def guess_dataset(path: Path) -> str:
+    m = re.search(r"model_([a-z0-9]+)_(?:cpu|gpu)", path.name)
+    return m[1] if m else "salicon"
+
+
+def convert(path: str | os.PathLike, output: str | os.PathLike, dataset: str | None = None):
+    """Write msinet weights (input_order=rgb) from an official file; returns the metadata."""
+    path = Path(path)
+    dataset = dataset or guess_dataset(path)
+    meta = WeightsMeta(
+        input_order="rgb",
+        mean=OFFICIAL_MEAN,
+        training_size=SIZE_PRESETS.get(dataset, (240, 320)),
+        dataset=dataset,
+        version="official",
+        description=f"official MSI-Net weights converted from {path.name}",
+    )
+    save_arrays(output, to_msinet(read_official(path)), meta)
+    return meta

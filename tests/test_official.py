@@ -1,0 +1,185 @@
+"""Official-format files built here (frozen GraphDef, SavedModel) with known random weights;
+msinet's output after conversion equals an independent computation of the official graph."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("tensorboard", reason="the msinet[official] extra")
+from tensorboard.compat.proto import graph_pb2, meta_graph_pb2, types_pb2
+
+from msinet.cli import main
+from msinet.image import load_image
+from msinet.official import OFFICIAL_MEAN, expected_variables
+from msinet.preprocess import batch, preprocess
+from msinet.weights import WeightsError, load_model
+
+
+def official_weights(seed=0) -> dict[str, np.ndarray]:
+    """Random weights in the official names and HWIO layout."""
+    from msinet.model import MSINet
+
+    shapes = {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
+    rng = np.random.default_rng(seed)
+    out = {}
+    for tf_name, key in expected_variables().items():
+        s = shapes[key]
+        hwio = (s[2], s[3], s[1], s[0]) if len(s) == 4 else s
+        fan_in = np.prod(hwio[:3]) if len(s) == 4 else 1
+        out[tf_name] = (rng.normal(size=hwio) * np.sqrt(2 / fan_in)).astype(np.float32)
+        if len(s) == 1:
+            out[tf_name] = (rng.normal(size=s) * 0.01).astype(np.float32)
+    return out
+
+
+def graph_def(weights, data_format="NHWC", half=False) -> graph_pb2.GraphDef:
+    """A frozen graph: the weights as Const nodes named like the variables, plus the ops."""
+    g = graph_pb2.GraphDef()
+    x = g.node.add(name="input", op="Placeholder")
+    x.attr["dtype"].type = types_pb2.DT_FLOAT
+    for name, value in weights.items():
+        n = g.node.add(name=name, op="Const")
+        v = value.astype(np.float16 if half else np.float32)
+        n.attr["dtype"].type = types_pb2.DT_HALF if half else types_pb2.DT_FLOAT
+        t = n.attr["value"].tensor
+        t.dtype = n.attr["dtype"].type
+        for d in v.shape:
+            t.tensor_shape.dim.add(size=d)
+        t.tensor_content = v.tobytes()
+        if name.endswith("/kernel"):
+            c = g.node.add(name=name.rsplit("/", 1)[0] + "/Conv2D", op="Conv2D",
+                           input=["input", name])  # fmt: skip
+            c.attr["data_format"].s = data_format.encode()
+    g.node.add(name="output", op="RealDiv", input=["decoder/conv4/Conv2D", "eps"])
+    return g
+
+
+def tf1_upsample2x(x: np.ndarray) -> np.ndarray:
+    """resize_bilinear(align_corners=False, half_pixel_centers=False), written out (NCHW)."""
+    h, w = x.shape[-2:]
+    ys, xs = np.arange(2 * h) / 2, np.arange(2 * w) / 2
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    dy, dx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = x[..., y0, :][..., x0] + (x[..., y0, :][..., x1] - x[..., y0, :][..., x0]) * dx
+    bot = x[..., y1, :][..., x0] + (x[..., y1, :][..., x1] - x[..., y1, :][..., x0]) * dx
+    return top + (bot - top) * dy
+
+
+def official_forward(w: dict[str, np.ndarray], rgb: np.ndarray) -> np.ndarray:
+    """The official graph's arithmetic, independently of msinet.model: RGB minus the means
+    (no flip), HWIO convolutions with "same" padding, -inf SAME pooling, TF1 bilinear."""
+
+    def conv(x, name, dilation=1, relu=True):
+        k = torch.from_numpy(w[f"{name}/kernel"]).permute(3, 2, 0, 1)
+        b = torch.from_numpy(w[f"{name}/bias"])
+        pad = dilation * (k.shape[-1] - 1) // 2
+        y = F.conv2d(x, k, b, padding=pad, dilation=dilation)
+        return F.relu(y) if relu else y
+
+    def pool_same(x):
+        return F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=-np.inf), 2, stride=1)
+
+    x = torch.from_numpy(rgb) - torch.tensor(OFFICIAL_MEAN).view(1, 3, 1, 1)
+    pools = []
+    for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)):
+        for i in range(1, n + 1):
+            x = conv(x, f"conv{b}/conv{b}_{i}", 2 if b == 5 else 1)
+        x = F.max_pool2d(x, 2) if b <= 3 else pool_same(x)
+        if b >= 3:
+            pools.append(x)
+    f = torch.cat(pools, 1)
+    ctx = conv(f.mean((2, 3), keepdim=True), "aspp/conv1_5").expand(-1, -1, *f.shape[-2:])
+    branches = (
+        [conv(f, "aspp/conv1_1")]
+        + [conv(f, f"aspp/conv1_{i}", r) for i, r in ((2, 4), (3, 8), (4, 12))]
+        + [ctx]
+    )
+    x = conv(torch.cat(branches, 1), "aspp/conv2")
+    for i in (1, 2, 3):
+        x = conv(torch.from_numpy(tf1_upsample2x(x.numpy()).astype(np.float32)), f"decoder/conv{i}")
+    x = conv(x, "decoder/conv4", relu=False).numpy()
+    x = x - x.min(axis=(1, 2, 3), keepdims=True)
+    return x / (x.max(axis=(1, 2, 3), keepdims=True) + 1e-7)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return official_weights()
+
+
+@pytest.fixture(scope="module")
+def real_batch(osie_images):
+    return batch([preprocess(load_image(p), (240, 320))[0] for p in osie_images[:2]])
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_frozen_graph_converts_to_the_official_arithmetic(tmp_path, weights, real_batch,
+                                                          data_format):  # fmt: skip
+    pb = tmp_path / f"model_salicon_{'cpu' if data_format == 'NHWC' else 'gpu'}.pb"
+    pb.write_bytes(graph_def(weights, data_format).SerializeToString())
+    out = tmp_path / "official.safetensors"
+    assert main(["convert-official", str(pb), "-o", str(out)]) == 0
+    model = load_model(out)
+    assert model.config.input_order == "rgb" and model.weights_meta.dataset == "salicon"
+    with torch.no_grad():
+        ours = model(torch.from_numpy(real_batch)).numpy()
+    with torch.no_grad():
+        ref = official_forward(weights, real_batch)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_saved_model_with_frozen_constants(tmp_path, weights):
+    sm = tmp_path / "saved"
+    sm.mkdir()
+    mg = meta_graph_pb2.MetaGraphDef()
+    mg.graph_def.CopyFrom(graph_def(weights, half=True))
+    mg.meta_info_def.tags.append("serve")
+    body = mg.SerializeToString()
+
+    def varint(n):
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                return out
+
+    # SavedModel {saved_model_schema_version = 1; meta_graphs = 2}
+    (sm / "saved_model.pb").write_bytes(b"\x08\x01" + b"\x12" + varint(len(body)) + body)
+    out = tmp_path / "o.safetensors"
+    assert main(["convert-official", str(sm), "-o", str(out), "--dataset", "mit1003"]) == 0
+    model = load_model(out)
+    assert tuple(model.weights_meta.training_size) == (360, 360)
+    w = weights["conv3/conv3_2/kernel"].astype(np.float16).astype(np.float32)
+    assert np.array_equal(
+        model.encoder.conv3.conv3_2.weight.detach().numpy(), w.transpose(3, 2, 0, 1)
+    )
+
+
+def test_clear_errors(tmp_path, weights, capsys):
+    partial = dict(weights)
+    del partial["aspp/conv2/kernel"], partial["decoder/conv4/bias"]
+    pb = tmp_path / "partial.pb"
+    pb.write_bytes(graph_def(partial).SerializeToString())
+    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not an MSI-Net graph" in err and "aspp/conv2/kernel" in err
+    wrong = dict(weights)
+    wrong["decoder/conv1/kernel"] = np.zeros((3, 3, 256, 64), np.float32)
+    pb.write_bytes(graph_def(wrong).SerializeToString())
+    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x")]) == 2
+    assert "shape mismatch" in capsys.readouterr().err
+    junk = tmp_path / "junk.pb"
+    junk.write_bytes(b"\xff\xff\xff garbage")
+    with pytest.raises(WeightsError):
+        from msinet.official import read_official
+
+        read_official(junk)
+    (tmp_path / "vars" / "variables").mkdir(parents=True)
+    (tmp_path / "vars" / "saved_model.pb").write_bytes(b"\x08\x01")
+    assert main(["convert-official", str(tmp_path / "vars"), "-o", str(tmp_path / "x")]) == 2
+    assert "variables/" in capsys.readouterr().err
+    assert main(["convert-official", str(tmp_path / "m.ckpt.index"), "-o", "x"]) == 2
+    assert "checkpoints" in capsys.readouterr().err
