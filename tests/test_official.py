@@ -138,14 +138,6 @@ def test_saved_model_with_frozen_constants(tmp_path, weights):
     mg.meta_info_def.tags.append("serve")
     body = mg.SerializeToString()
 
-    def varint(n):
-        out = b""
-        while True:
-            b, n = n & 0x7F, n >> 7
-            out += bytes([b | (0x80 if n else 0)])
-            if not n:
-                return out
-
     # SavedModel {saved_model_schema_version = 1; meta_graphs = 2}
     (sm / "saved_model.pb").write_bytes(b"\x08\x01" + b"\x12" + varint(len(body)) + body)
     out = tmp_path / "o.safetensors"
@@ -156,6 +148,114 @@ def test_saved_model_with_frozen_constants(tmp_path, weights):
     assert np.array_equal(
         model.encoder.conv3.conv3_2.weight.detach().numpy(), w.transpose(3, 2, 0, 1)
     )
+
+
+def varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def table_block(items, restart_interval=16) -> bytes:
+    """A LevelDB table block: prefix-compressed keys, restart points, restart count."""
+    buf, restarts, prev = b"", [], b""
+    for n, (k, v) in enumerate(items):
+        shared = 0
+        if n % restart_interval == 0:
+            restarts.append(len(buf))
+        else:
+            while shared < min(len(prev), len(k)) and prev[shared] == k[shared]:
+                shared += 1
+        buf += varint(shared) + varint(len(k) - shared) + varint(len(v)) + k[shared:] + v
+        prev = k
+    return (
+        buf
+        + b"".join(r.to_bytes(4, "little") for r in restarts or [0])
+        + len(restarts or [0]).to_bytes(4, "little")
+    )
+
+
+def write_bundle(prefix, tensors: dict[str, np.ndarray]) -> None:
+    """A TF tensor bundle (checkpoint): prefix.index (LevelDB table of BundleEntryProto) and
+    prefix.data-00000-of-00001 (raw little-endian tensor bytes)."""
+    from tensorboard.compat.proto import tensor_shape_pb2
+
+    data, entries = b"", [(b"", b"\x08\x01" + b"\x1a\x02\x08\x01")]  # BundleHeaderProto
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        shape = tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in a.shape]
+        ).SerializeToString()
+        dtype = {np.dtype(np.float16): types_pb2.DT_HALF, np.dtype(np.int32): types_pb2.DT_INT32}
+        dtype = dtype.get(a.dtype, types_pb2.DT_FLOAT)
+        entry = (
+            b"\x08"
+            + varint(dtype)
+            + b"\x12"
+            + varint(len(shape))
+            + shape
+            + b"\x20"
+            + varint(len(data))
+            + b"\x28"
+            + varint(a.nbytes)
+            + b"\x35"
+            + bytes(4)
+        )
+        entries.append((name.encode(), entry))
+        data += a.tobytes()
+    entries.sort()
+    trailer = b"\x00" + bytes(4)  # no compression, (unchecked) crc
+    out, handles = b"", []
+    half = len(entries) // 2
+    for chunk in (entries[:half], entries[half:]):
+        b = table_block(chunk)
+        handles.append((chunk[-1][0], len(out), len(b)))
+        out += b + trailer
+    meta = table_block([])
+    meta_at = len(out)
+    out += meta + trailer
+    index = table_block([(k, varint(o) + varint(n)) for k, o, n in handles], 1)
+    index_at = len(out)
+    out += index + trailer
+    footer = varint(meta_at) + varint(len(meta)) + varint(index_at) + varint(len(index))
+    out += footer.ljust(40, b"\x00") + (0xDB4775248B80FB57).to_bytes(8, "little")
+    prefix.with_name(prefix.name + ".index").write_bytes(out)
+    prefix.with_name(prefix.name + ".data-00000-of-00001").write_bytes(data)
+
+
+def converted(tmp_path, source, *extra) -> dict[str, np.ndarray]:
+    out = tmp_path / f"c{len(list(tmp_path.iterdir()))}.safetensors"
+    assert main(["convert-official", str(source), "-o", str(out), *extra]) == 0
+    return {k: v.detach().numpy() for k, v in load_model(out).state_dict().items()}
+
+
+def test_checkpoint_bundle_converts_like_the_frozen_graph(tmp_path, weights):
+    pb = tmp_path / "model_osie_gpu.pb"
+    pb.write_bytes(graph_def(weights).SerializeToString())
+    reference = converted(tmp_path, pb)
+    ckpt = tmp_path / "model_osie_gpu.ckpt"
+    slots = {f"{k}/Adam": np.zeros_like(v) for k, v in list(weights.items())[:4]}
+    write_bundle(ckpt, {**weights, **slots, "beta1_power": np.array(0.9, np.float32)})
+    for source in (ckpt, ckpt.with_name(ckpt.name + ".index")):
+        ours = converted(tmp_path, source)
+        for k in reference:
+            assert np.array_equal(ours[k], reference[k]), k
+
+
+def test_saved_model_with_variables(tmp_path, weights):
+    sm = tmp_path / "hf"
+    (sm / "variables").mkdir(parents=True)
+    mg = meta_graph_pb2.MetaGraphDef()
+    mg.graph_def.node.add(name="input", op="Placeholder")
+    body = mg.SerializeToString()
+    (sm / "saved_model.pb").write_bytes(b"\x08\x01\x12" + varint(len(body)) + body)
+    write_bundle(sm / "variables" / "variables", weights)
+    ours = converted(tmp_path, sm, "--dataset", "salicon")
+    k = weights["aspp/conv1_3/kernel"]
+    assert np.array_equal(ours["aspp.conv1_3.weight"], k.transpose(3, 2, 0, 1))
 
 
 def test_clear_errors(tmp_path, weights, capsys):
@@ -177,9 +277,11 @@ def test_clear_errors(tmp_path, weights, capsys):
         from msinet.official import read_official
 
         read_official(junk)
-    (tmp_path / "vars" / "variables").mkdir(parents=True)
-    (tmp_path / "vars" / "saved_model.pb").write_bytes(b"\x08\x01")
-    assert main(["convert-official", str(tmp_path / "vars"), "-o", str(tmp_path / "x")]) == 2
-    assert "variables/" in capsys.readouterr().err
-    assert main(["convert-official", str(tmp_path / "m.ckpt.index"), "-o", "x"]) == 2
-    assert "checkpoints" in capsys.readouterr().err
+    bad_index = tmp_path / "m.ckpt.index"
+    bad_index.write_bytes(b"not a table" * 10)
+    assert main(["convert-official", str(bad_index), "-o", str(tmp_path / "x")]) == 2
+    assert "bad table footer" in capsys.readouterr().err
+    ints = tmp_path / "ints.ckpt"
+    write_bundle(ints, {**weights, "conv1/conv1_1/bias": np.zeros(64, np.int32)})
+    assert main(["convert-official", str(ints), "-o", str(tmp_path / "x")]) == 2
+    assert "unsupported dtype" in capsys.readouterr().err

@@ -426,7 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("convert-official", help="import official MSI-Net TF weights")
-    p.add_argument("path", help="frozen model_<dataset>_<cpu|gpu>.pb, or a SavedModel folder")
+    p.add_argument(
+        "path",
+        help="frozen model_<dataset>_<cpu|gpu>.pb, a TF1 checkpoint "
+        "(prefix or .index), or a SavedModel folder",
+    )
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.add_argument("--dataset", help="salicon, mit1003, cat2000, osie, ... (default: from name)")
     p.set_defaults(func=cmd_convert_official)

@@ -7,8 +7,9 @@ graphs; they become OIHW. The official input convention (RGB minus [103.939, 116
 123.68], no channel flip) is recorded as `input_order=rgb`, so msinet feeds the weights the
 way they were trained.
 
-Not yet: TF1 checkpoints (`.index` + `.data-*`) and SavedModels that keep their weights in
-`variables/` (both tensor bundles).
+TF1 checkpoints (`.index` + `.data-00000-of-00001`) and SavedModels that keep their weights in
+`variables/` are tensor bundles: the `.index` is a LevelDB-format table mapping each tensor name
+to a BundleEntryProto (dtype, shape, shard, offset, size), read here directly.
 """
 
 from __future__ import annotations
@@ -111,6 +112,134 @@ def _saved_model_graphs(data: bytes) -> list:
     return graphs
 
 
+# --- tensor bundles (checkpoints, SavedModel variables/) ---------------------------------------
+
+TABLE_MAGIC = 0xDB4775248B80FB57
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = data[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return value, i
+        shift += 7
+
+
+def _block_entries(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
+    """Key/value pairs of one table block (prefix-compressed keys, restart array at the end)."""
+    block = data[offset : offset + size]
+    if data[offset + size] != 0:
+        raise WeightsError("compressed checkpoint index blocks are not supported")
+    n_restarts = int.from_bytes(block[-4:], "little")
+    end = len(block) - 4 * (n_restarts + 1)
+    entries, key, i = [], b"", 0
+    while i < end:
+        shared, i = _varint(block, i)
+        unshared, i = _varint(block, i)
+        length, i = _varint(block, i)
+        key = key[:shared] + block[i : i + unshared]
+        i += unshared
+        entries.append((key, block[i : i + length]))
+        i += length
+    return entries
+
+
+def read_table(path: Path) -> dict[bytes, bytes]:
+    """Every entry of a LevelDB-format table (the checkpoint's .index)."""
+    data = path.read_bytes()
+    if len(data) < 48 or int.from_bytes(data[-8:], "little") != TABLE_MAGIC:
+        raise WeightsError(f"{path} is not a TensorFlow checkpoint index (bad table footer)")
+    footer = data[-48:]
+    _, i = _varint(footer, 0)  # metaindex offset
+    _, i = _varint(footer, i)  # metaindex size
+    index_offset, i = _varint(footer, i)
+    index_size, _ = _varint(footer, i)
+    table = {}
+    for _, handle in _block_entries(data, index_offset, index_size):
+        offset, j = _varint(handle, 0)
+        size, _ = _varint(handle, j)
+        table.update(_block_entries(data, offset, size))
+    return table
+
+
+def _bundle_entry(value: bytes) -> dict[str, object]:
+    """BundleEntryProto: dtype=1, shape=2, shard_id=3, offset=4, size=5 (crc32c=6 unchecked)."""
+    from tensorboard.compat.proto import tensor_shape_pb2
+
+    entry: dict[str, object] = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0}
+    names = {1: "dtype", 3: "shard_id", 4: "offset", 5: "size"}
+    i = 0
+    while i < len(value):
+        key, i = _varint(value, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _varint(value, i)
+            if field in names:
+                entry[names[field]] = v
+        elif wire == 2:
+            n, i = _varint(value, i)
+            if field == 2:
+                shape = tensor_shape_pb2.TensorShapeProto()
+                shape.ParseFromString(value[i : i + n])
+                entry["shape"] = tuple(d.size for d in shape.dim)
+            elif field == 7:
+                raise WeightsError("partitioned (sliced) checkpoint tensors are not supported")
+            i += n
+        elif wire == 5:
+            i += 4
+        elif wire == 1:
+            i += 8
+        else:
+            raise WeightsError("malformed BundleEntryProto in the checkpoint index")
+    return entry
+
+
+def read_bundle(prefix: Path) -> dict[str, np.ndarray]:
+    """The official variables of a tensor bundle `prefix.index` + `prefix.data-*-of-*`."""
+    _, _, types = _protos()
+    dtypes = {types.DT_FLOAT: np.float32, types.DT_HALF: np.float16}
+    index = prefix.with_name(prefix.name + ".index")
+    if not index.is_file():
+        raise WeightsError(f"{index} not found")
+    table = read_table(index)
+    header = table.get(b"", b"")
+    num_shards = 1
+    i = 0
+    while i < len(header):  # BundleHeaderProto: num_shards = 1
+        key, i = _varint(header, i)
+        if key & 7 == 0:
+            v, i = _varint(header, i)
+            if key >> 3 == 1:
+                num_shards = v
+        elif key & 7 == 2:
+            n, i = _varint(header, i)
+            i += n
+        else:
+            break
+    shards: dict[int, bytes] = {}
+    wanted = set(expected_variables())
+    out = {}
+    for key, value in table.items():
+        name = key.decode(errors="replace")
+        if name not in wanted:
+            continue
+        e = _bundle_entry(value)
+        if e["dtype"] not in dtypes:
+            raise WeightsError(f"{name}: unsupported dtype {types.DataType.Name(e['dtype'])}")
+        shard = int(e["shard_id"])
+        if shard not in shards:
+            data = prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
+            if not data.is_file():
+                raise WeightsError(f"{data} not found (checkpoint data shard)")
+            shards[shard] = data.read_bytes()
+        raw = shards[shard][int(e["offset"]) : int(e["offset"]) + int(e["size"])]
+        out[name] = np.frombuffer(raw, dtype=dtypes[e["dtype"]]).reshape(e["shape"]).copy()
+    return out
+
+
 def read_official(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The official variables (TF names, TF layouts) from a frozen .pb or a SavedModel dir."""
     graph_pb2, _, _ = _protos()
@@ -122,15 +251,13 @@ def read_official(path: str | os.PathLike) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for mg in _saved_model_graphs(pb.read_bytes()):
             found.update(graph_constants(mg.graph_def))
-        if not found and (path / "variables").is_dir():
-            raise WeightsError(
-                f"{path} keeps its weights in variables/ (a tensor bundle), which msinet "
-                "cannot read yet; freeze the graph or use the frozen .pb release"
-            )
+        if not found and (path / "variables" / "variables.index").is_file():
+            found = read_bundle(path / "variables" / "variables")
         return found
-    if path.suffix in (".index", ".data-00000-of-00001") or ".ckpt" in path.name:
-        raise WeightsError("TF1 checkpoints (.index/.data) are not supported yet; use the "
-                           "frozen model_<dataset>_<cpu|gpu>.pb release")  # fmt: skip
+    if path.name.endswith(".index") or ".data-" in path.name:  # a checkpoint file: its prefix
+        return read_bundle(path.with_name(re.sub(r"\.(index|data-\d+-of-\d+)$", "", path.name)))
+    if not path.is_file() and path.with_name(path.name + ".index").is_file():
+        return read_bundle(path)
     if not path.is_file():
         raise WeightsError(f"{path} not found")
     graph = graph_pb2.GraphDef()
