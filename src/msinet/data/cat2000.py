@@ -11,6 +11,7 @@ the first 80 of every category train, the last 20 validate (1600/400).
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,15 @@ class CAT2000:
                               saliency if saliency.is_file() else None))  # fmt: skip
         return out
 
+    @cached_property
+    def _by_category(self) -> list[list[Sample]]:
+        return [self._category(folder) for folder in self.categories()]
+
     def samples(self, split: str = "all") -> list[Sample]:
         if split not in ("train", "val", "all"):
             raise ValueError(f"unknown split {split!r}; CAT2000 has train, val, all")
         out = []
-        for folder in self.categories():
-            category = self._category(folder)
+        for category in self._by_category:
             idx = official_permutation(len(category))
             k = round(len(category) * self.train_fraction)
             chosen = {"train": idx[:k], "val": idx[k:], "all": np.arange(len(category))}[split]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,8 @@ class ImageFolder:
         if not (self.root / "maps").is_dir() and not (self.root / "fixations.csv").is_file():
             raise FileNotFoundError(f"{self.root} has neither maps/ nor fixations.csv")
 
-    def samples(self, split: str = "all") -> list[Sample]:
+    @cached_property
+    def _all(self) -> list[Sample]:
         csv_path = self.root / "fixations.csv"
         points = read_points(csv_path) if csv_path.is_file() else {}
         samples = []
@@ -74,6 +76,10 @@ class ImageFolder:
             else:
                 continue
             samples.append(Sample(image.stem, image, fix, saliency))
+        return samples
+
+    def samples(self, split: str = "all") -> list[Sample]:
+        samples = self._all
         idx = official_permutation(len(samples))
         k = round(0.8 * len(samples))
         return split_by_indices(samples, split, idx[:k], idx[k:])

@@ -11,6 +11,7 @@ Split: the official MSI-Net one, RandomState(42) over the sorted files, 803 trai
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ class MIT1003:
         self.stimuli = require(self.root / "ALLSTIMULI", "not an MIT1003 root")
         self.maps = require(self.root / "ALLFIXATIONMAPS", "not an MIT1003 root")
 
-    def samples(self, split: str = "all") -> list[Sample]:
+    @cached_property
+    def _all(self) -> list[Sample]:
+        """Read once: every call of samples() would otherwise decode 1003 points images."""
         samples = []
         for image in sorted(self.stimuli.glob("*.jpeg")):
             pts = self.maps / f"{image.stem}_fixPts.jpg"
@@ -48,6 +51,10 @@ class MIT1003:
                 continue
             samples.append(Sample(image.stem, image, points_from_map(pts),
                                   fix_map if fix_map.is_file() else None))  # fmt: skip
+        return samples
+
+    def samples(self, split: str = "all") -> list[Sample]:
+        samples = self._all
         idx = official_permutation(len(samples))
         n_train = round(len(samples) * N_TRAIN / 1003)
         return split_by_indices(samples, split, idx[:n_train], idx[n_train:])

@@ -44,12 +44,18 @@ class SALICON:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         require(self.root / "images", "not a SALICON root (images/{train,val})")
+        self._splits: dict[str, list[Sample]] = {}  # read once: 15,000 .mat files
 
     def samples(self, split: str = "all") -> list[Sample]:
         if split == "all":
             return self.samples("train") + self.samples("val")
         if split not in ("train", "val"):
             raise ValueError(f"unknown split {split!r}; SALICON has train, val, all")
+        if split not in self._splits:
+            self._splits[split] = self._read(split)
+        return list(self._splits[split])
+
+    def _read(self, split: str) -> list[Sample]:
         out = []
         for image in images_in(require(self.root / "images" / split, "SALICON images")):
             with Image.open(image) as im:
