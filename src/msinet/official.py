@@ -79,44 +79,6 @@ def graph_constants(graph) -> dict[str, np.ndarray]:
     return out
 
 
-def _saved_model_graphs(data: bytes) -> list:
-    """MetaGraphDefs from a saved_model.pb: SavedModel is {1: schema version, 2: MetaGraphDef*};
-    only its outer field needs hand-decoding (varint tags and lengths)."""
-    _, meta_graph_pb2, _ = _protos()
-
-    def varint(i: int) -> tuple[int, int]:
-        shift = value = 0
-        while True:
-            b = data[i]
-            value |= (b & 0x7F) << shift
-            i += 1
-            if not b & 0x80:
-                return value, i
-            shift += 7
-
-    graphs, i = [], 0
-    while i < len(data):
-        key, i = varint(i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, i = varint(i)
-        elif wire == 2:
-            length, i = varint(i)
-            if field == 2:
-                mg = meta_graph_pb2.MetaGraphDef()
-                mg.ParseFromString(data[i : i + length])
-                graphs.append(mg)
-            i += length
-        else:
-            raise WeightsError("saved_model.pb is not a SavedModel protobuf")
-    return graphs
-
-
-# --- tensor bundles (checkpoints, SavedModel variables/) ---------------------------------------
-
-TABLE_MAGIC = 0xDB4775248B80FB57
-
-
 def _varint(data: bytes, i: int) -> tuple[int, int]:
     shift = value = 0
     while True:
@@ -126,6 +88,44 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
         if not b & 0x80:
             return value, i
         shift += 7
+
+
+def _fields(data: bytes, what: str):
+    """(field number, value) pairs of a protobuf message: ints for varints, bytes for
+    length-delimited fields, fixed-size fields skipped. For the few messages that no shipped
+    package defines (SavedModel, BundleHeaderProto, BundleEntryProto)."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+            yield field, value
+        elif wire == 2:
+            n, i = _varint(data, i)
+            yield field, data[i : i + n]
+            i += n
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise WeightsError(f"{what} is not a valid protobuf message")
+
+
+def _saved_model_graphs(data: bytes) -> list:
+    """MetaGraphDefs from a saved_model.pb: SavedModel is {1: schema version, 2: MetaGraphDef*}."""
+    _, meta_graph_pb2, _ = _protos()
+    graphs = []
+    for field, value in _fields(data, "saved_model.pb"):
+        if field == 2:
+            mg = meta_graph_pb2.MetaGraphDef()
+            mg.ParseFromString(value)
+            graphs.append(mg)
+    return graphs
+
+
+# --- tensor bundles (checkpoints, SavedModel variables/) ---------------------------------------
+
+TABLE_MAGIC = 0xDB4775248B80FB57
 
 
 def _block_entries(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
@@ -171,29 +171,15 @@ def _bundle_entry(value: bytes) -> dict[str, object]:
 
     entry: dict[str, object] = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0}
     names = {1: "dtype", 3: "shard_id", 4: "offset", 5: "size"}
-    i = 0
-    while i < len(value):
-        key, i = _varint(value, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _varint(value, i)
-            if field in names:
-                entry[names[field]] = v
-        elif wire == 2:
-            n, i = _varint(value, i)
-            if field == 2:
-                shape = tensor_shape_pb2.TensorShapeProto()
-                shape.ParseFromString(value[i : i + n])
-                entry["shape"] = tuple(d.size for d in shape.dim)
-            elif field == 7:
-                raise WeightsError("partitioned (sliced) checkpoint tensors are not supported")
-            i += n
-        elif wire == 5:
-            i += 4
-        elif wire == 1:
-            i += 8
-        else:
-            raise WeightsError("malformed BundleEntryProto in the checkpoint index")
+    for field, v in _fields(value, "a checkpoint index entry"):
+        if field in names:
+            entry[names[field]] = v
+        elif field == 2:
+            shape = tensor_shape_pb2.TensorShapeProto()
+            shape.ParseFromString(v)
+            entry["shape"] = tuple(d.size for d in shape.dim)
+        elif field == 7:
+            raise WeightsError("partitioned (sliced) checkpoint tensors are not supported")
     return entry
 
 
@@ -205,20 +191,8 @@ def read_bundle(prefix: Path) -> dict[str, np.ndarray]:
     if not index.is_file():
         raise WeightsError(f"{index} not found")
     table = read_table(index)
-    header = table.get(b"", b"")
-    num_shards = 1
-    i = 0
-    while i < len(header):  # BundleHeaderProto: num_shards = 1
-        key, i = _varint(header, i)
-        if key & 7 == 0:
-            v, i = _varint(header, i)
-            if key >> 3 == 1:
-                num_shards = v
-        elif key & 7 == 2:
-            n, i = _varint(header, i)
-            i += n
-        else:
-            break
+    header = dict(_fields(table.get(b"", b""), "the checkpoint header"))
+    num_shards = int(header.get(1, 1))  # BundleHeaderProto.num_shards
     shards: dict[int, bytes] = {}
     wanted = set(expected_variables())
     out = {}
