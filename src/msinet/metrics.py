@@ -11,6 +11,8 @@ the ground truth's size with antialiased bicubic interpolation (MATLAB's `imresi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from PIL import Image
 
@@ -328,7 +330,15 @@ def emd(
     if not d.any() or not s.any():
         return float("nan")
     p, q = d.ravel() / d.sum(), s.ravel() / s.sum()
-    rows, cols = np.indices(small)
-    coords = np.stack((rows.ravel(), cols.ravel()), axis=1).astype(np.float64)
-    cost = ot.dist(coords, coords, metric="euclidean")
+    cost = _ground_distance(small)
     return float(ot.emd2(p, q * (p.sum() / q.sum()), cost, numItermax=1_000_000))
+
+
+@lru_cache(maxsize=8)
+def _ground_distance(shape: tuple[int, int]) -> np.ndarray:
+    """Euclidean distances between all pixel centres of a grid; one per map size."""
+    import ot
+
+    rows, cols = np.indices(shape)
+    coords = np.stack((rows.ravel(), cols.ravel()), axis=1).astype(np.float64)
+    return ot.dist(coords, coords, metric="euclidean")

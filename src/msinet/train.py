@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -200,19 +201,22 @@ class Trainer:
             return order
         return order * 2 + torch.randint(0, 2, (n_images,), generator=g)
 
+    @cached_property
+    def _val_truth(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Binary maps and densities of the validation images, built once for all epochs."""
+        return [(s.fixations.binary_map(), s.fixations.density(self.eval_sigma))
+                for s in self.val_samples]  # fmt: skip
+
     @torch.no_grad()
     def validate(self, model: MSINet, val: Arrays, val_x: torch.Tensor) -> dict[str, float]:
         model.eval()
         losses, nss, cc, auc = [], [], [], []
-        for i, sample in enumerate(self.val_samples):
+        for i, (fmap, density) in enumerate(self._val_truth):
             pred = self._forward(model, val_x[i : i + 1])
             losses.append(float(self._loss(pred, val.maps[i : i + 1], val.fixations[i : i + 1])))
-            fix = sample.fixations
-            _, geometry = preprocess(np.zeros((*fix.shape, 3), np.uint8), self.size)
-            s = map_to_image(pred[0, 0].numpy(), geometry.original)
-            fmap = fix.binary_map()
+            s = map_to_image(pred[0, 0].numpy(), fmap.shape)  # the image's own size
             nss.append(M.nss(s, fmap))
-            cc.append(M.cc(s, fix.density(self.eval_sigma)))
+            cc.append(M.cc(s, density))
             auc.append(M.auc_judd(s, fmap, seed=i))
         return {
             "val_loss": float(np.mean(losses)),
