@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from collections.abc import Iterator
@@ -12,38 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images, load_image
 
 
 def fail(message: str, code: int = 2) -> int:
     print(f"msinet: error: {message}", file=sys.stderr)
     return code
-
-
-def expand_inputs(specs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files, folders (searched recursively for images) and globs -> image paths, and problems."""
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append((spec, "folder holds no images"))
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        elif glob.has_magic(spec):
-            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
-            if not found:
-                problems.append((spec, "pattern matches no files"))
-            files.extend(found)
-        else:
-            problems.append((spec, "no such file or folder"))
-    unique = list(dict.fromkeys(files))
-    return unique, problems
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
@@ -85,7 +58,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from msinet.predictor import Predictor
 
     predictor = Predictor(engine, size)
-    files, failures = expand_inputs(args.inputs)
+    files, failures = find_images(args.inputs)
     names = output_names(files)
     outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +206,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
             if not args.calibration:
                 return fail("--int8 needs --calibration DIR (real images to calibrate on)")
-            images, _ = expand_inputs([args.calibration])
+            images, _ = find_images([args.calibration])
             quantize_int8(weights, images[: args.calibration_count], args.output)
         else:
             import onnx

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import warnings
@@ -13,6 +14,33 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # 50 megapixels: a 10k x 5k panorama passes, a decompression bomb does not.
 DEFAULT_MAX_PIXELS = 50_000_000
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "MPO")
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def find_images(specs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (searched recursively for images) and globs -> image paths, and problems."""
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((spec, "folder holds no images"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif glob.has_magic(spec):
+            found = sorted(Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file())
+            if not found:
+                problems.append((spec, "pattern matches no files"))
+            files.extend(found)
+        else:
+            problems.append((spec, "no such file or folder"))
+    unique = list(dict.fromkeys(files))
+    return unique, problems
 
 
 class ImageError(ValueError):

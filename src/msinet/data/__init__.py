@@ -29,7 +29,7 @@ class SaliencyDataset(Protocol):
     def samples(self, split: str = "all") -> list[Sample]: ...
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what the official dataset layouts hold
 
 
 def official_permutation(n: int) -> np.ndarray:

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
 
 def is_valid_map(path: Path) -> bool:
     try:
@@ -80,19 +78,15 @@ class Summary:
 
 
 def list_inputs(inputs: list[str]) -> list[str]:
-    """Local files and folders are expanded here (to skip finished ones); URIs pass through."""
-    out = []
-    for spec in inputs:
-        p = Path(spec)
-        if "://" in spec:
-            out.append(spec)
-        elif p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            out.append(str(p))
-        else:
-            raise FileNotFoundError(f"{spec}: no such file or folder")
-    return out
+    """Local files, folders and globs are expanded here (to skip finished ones) as by
+    `msinet predict`; URIs pass through to Ray Data."""
+    from msinet.image import find_images
+
+    uris = [s for s in inputs if "://" in s]
+    files, problems = find_images([s for s in inputs if "://" not in s])
+    if problems:
+        raise FileNotFoundError("; ".join(f"{spec}: {why}" for spec, why in problems))
+    return uris + [str(f) for f in files]
 
 
 def score(
