@@ -32,6 +32,22 @@ def osie_images(osie_root: Path) -> list[Path]:
     return sorted((osie_root / "stimuli").glob("*.jpg"))
 
 
+@pytest.fixture
+def osie_folder(tmp_path, osie_images):
+    """A folder of the first `n` real OSIE images, to predict on and to spoil."""
+
+    def make(n: int) -> Path:
+        import shutil
+
+        folder = tmp_path / "in"
+        folder.mkdir()
+        for p in osie_images[:n]:
+            shutil.copy(p, folder / p.name)
+        return folder
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def vgg16_path() -> Path:
     return need(VGG16)

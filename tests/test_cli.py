@@ -1,7 +1,6 @@
 """`msinet predict` and `msinet info` end to end on real OSIE images."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -12,12 +11,8 @@ from msinet.cli import main
 
 
 @pytest.fixture
-def inputs(tmp_path, osie_images):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for p in osie_images[:3]:
-        shutil.copy(p, folder / p.name)
-    return folder
+def inputs(osie_folder):
+    return osie_folder(3)
 
 
 def test_predict_folder_with_overlay_and_batches(tmp_path, inputs, random_weights):

@@ -1,7 +1,5 @@
 """Ray Serve and Ray Data on a local Ray instance started here (loopback only)."""
 
-import shutil
-
 import httpx
 import numpy as np
 import pytest
@@ -29,84 +27,41 @@ def local_ray():
 
 
 @pytest.fixture
-def inputs(tmp_path, osie_images):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for p in osie_images[:4]:
-        shutil.copy(p, folder / p.name)
-    return folder
+def inputs(osie_folder):
+    return osie_folder(4)
 
 
 def read(path):
     return np.asarray(Image.open(path))
 
 
+def assert_same_maps(out, reference) -> None:
+    """Maps equal `msinet predict`'s up to one grey level: ORT's float sums depend on the
+    batch composition."""
+    for p in sorted(reference.iterdir()):
+        assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
+
+
 def test_batch_scoring_matches_predict_and_resumes(local_ray, tmp_path, inputs, weights, capsys):
+    def predict(*args: str) -> int:
+        return main(["predict", *args, "--weights", str(weights), "--engine", "onnx", "-q"])
+
     plain, out = tmp_path / "plain", tmp_path / "ray"
-    assert (
-        main(
-            [
-                "predict",
-                str(inputs),
-                "-o",
-                str(plain),
-                "--weights",
-                str(weights),
-                "--engine",
-                "onnx",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert predict(str(inputs), "-o", str(plain)) == 0
     (inputs / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    rc = main(
-        [
-            "predict",
-            "--ray",
-            str(inputs),
-            "-o",
-            str(out),
-            "--weights",
-            str(weights),
-            "--engine",
-            "onnx",
-            "--actors",
-            "2",
-            "--batch-size",
-            "2",
-            "-q",
-        ]
-    )
+    rc = predict("--ray", str(inputs), "-o", str(out), "--actors", "2", "--batch-size", "2")
     assert rc == 1  # the corrupt file is reported ...
     err = capsys.readouterr().err
     assert "corrupt.jpg" in err and "4 written" in err
-    for p in sorted(plain.iterdir()):  # ... and the others match `msinet predict`: ORT's
-        # float sums depend on the batch composition, so allow one grey level
-        assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
+    assert_same_maps(out, plain)  # ... and the others match `msinet predict`
     # an interrupted job: one map missing, one half-written; the rerun redoes just those
     first, second = sorted(out.iterdir())[:2]
     first.unlink()
     second.write_bytes(second.read_bytes()[:100])
     (inputs / "corrupt.jpg").unlink()
-    rc = main(
-        [
-            "predict",
-            "--ray",
-            str(inputs),
-            "-o",
-            str(out),
-            "--weights",
-            str(weights),
-            "--engine",
-            "onnx",
-            "-q",
-        ]
-    )
-    assert rc == 0
+    assert predict("--ray", str(inputs), "-o", str(out)) == 0
     assert "2 written, 2 already done" in capsys.readouterr().err
-    for p in sorted(plain.iterdir()):
-        assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
+    assert_same_maps(out, plain)
 
 
 def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights, osie_images):
