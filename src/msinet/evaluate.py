@@ -118,21 +118,25 @@ class GroundTruthBuilder:
     ) -> None:
         self.samples, self.sigma, self.center_bias = samples, sigma, center_bias
         self.n_other, self.seed = n_other, seed
-        self._baselines: dict[tuple[int, int], np.ndarray] = {}
+        self.owner = np.repeat(np.arange(len(samples)), [len(s.fixations) for s in samples])
+        self._per_shape: dict[tuple[int, int], tuple[Fixations, np.ndarray]] = {}
+
+    def _for_shape(self, shape: tuple[int, int]) -> tuple[Fixations, np.ndarray]:
+        """Every image's fixations rescaled to `shape` (once), and the centre-bias map."""
+        if shape not in self._per_shape:
+            pooled = pooled_fixations(self.samples, shape)
+            self._per_shape[shape] = (pooled, self.center_bias(shape))
+        return self._per_shape[shape]
 
     def __call__(self, i: int) -> GroundTruth:
         sample = self.samples[i]
-        shape = sample.fixations.shape
-        others = [s for j, s in enumerate(self.samples) if j != i]
+        pooled, baseline = self._for_shape(sample.fixations.shape)
+        others = np.array([j for j in range(len(self.samples)) if j != i], np.int64)
         rng = np.random.default_rng(self.seed + i)
-        picked = [others[j] for j in rng.permutation(len(others))[: self.n_other]]
-        union = pooled_fixations(picked, shape).binary_map()
-        if shape not in self._baselines:
-            self._baselines[shape] = self.center_bias(shape)
-        return GroundTruth(
-            sample.fixations, self.sigma, pooled_fixations(others, shape), union,
-            self._baselines[shape],
-        )  # fmt: skip
+        picked = others[rng.permutation(len(others))[: self.n_other]]
+        union = pooled.subset(np.isin(self.owner, picked)).binary_map()
+        return GroundTruth(sample.fixations, self.sigma, pooled.subset(self.owner != i), union,
+                           baseline)  # fmt: skip
 
 
 def inter_observer(
