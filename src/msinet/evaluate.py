@@ -229,14 +229,15 @@ class Report:
         Path(path).write_text(json.dumps(data, indent=2, allow_nan=True))
 
     def to_csv(self, path: str | Path) -> None:
+        summary = self.summary()
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            metrics = list(next(iter(self.summary().values())))
+            metrics = list(next(iter(summary.values())))
             w.writerow(["predictor", "image", *metrics])
             for row, scores in self.per_image.items():
                 for name, s in zip(self.images, scores, strict=True):
                     w.writerow([row, name, *(f"{s[m]:.6g}" for m in metrics)])
-                w.writerow([row, "MEAN", *(f"{self.summary()[row][m]:.6g}" for m in metrics)])
+                w.writerow([row, "MEAN", *(f"{summary[row][m]:.6g}" for m in metrics)])
 
 
 def evaluate(
