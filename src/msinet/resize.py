@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from scipy import sparse
 
 Method = Literal["area", "bicubic"]
 
@@ -85,16 +86,31 @@ def fit_size(
     return max(1, int(np.rint(original[0] * r))), max(1, int(np.rint(original[1] * r)))
 
 
+# Each output pixel reads a few inputs (4 for bicubic, ~s+1 for area), so the products are sparse:
+# a few MACs per pixel where dense ones cost `in_size`, and BLAS's threads stay out of it.
+@lru_cache(maxsize=128)
+def _rows(method: Method, in_size: int, out_size: int) -> sparse.csr_array:
+    """(out, in): resizes axis 0 of an (H, W * C) array from the left."""
+    matrix = area_matrix if method == "area" else bicubic_matrix
+    return sparse.csr_array(matrix(in_size, out_size))
+
+
+@lru_cache(maxsize=128)
+def _cols(method: Method, in_size: int, out_size: int, channels: int) -> sparse.csr_array:
+    """(in * C, out * C): resizes axis 1 of an (h, W * C) array from the right, channels kept
+    interleaved, so that no transposed copy is ever made."""
+    eye = sparse.eye_array(channels, dtype=np.float32)
+    return sparse.csr_array(sparse.kron(_rows(method, in_size, out_size).T, eye))
+
+
 def resize(image: np.ndarray, size: tuple[int, int], method: Method) -> np.ndarray:
     """Resize an (H, W) or (H, W, C) array to `size` = (h, w); returns float32, unclipped."""
-    matrix = area_matrix if method == "area" else bicubic_matrix
     h, w = size
-    my = matrix(image.shape[0], h)  # (h, H)
-    mx = matrix(image.shape[1], w)  # (w, W)
-    x = image.astype(np.float32, copy=False)
-    out = np.tensordot(my, x, axes=(1, 0))  # (h, W[, C])
-    out = np.tensordot(mx, out, axes=(1, 1))  # (w, h[, C])
-    return np.ascontiguousarray(np.swapaxes(out, 0, 1))
+    H, W = image.shape[:2]
+    channels = image.shape[2] if image.ndim == 3 else 1
+    x = image.astype(np.float32, copy=False).reshape(H, W * channels)
+    out = (_rows(method, H, h) @ x) @ _cols(method, W, w, channels)  # (h, w * C)
+    return np.ascontiguousarray(out.reshape(h, w, *image.shape[2:]), dtype=np.float32)
 
 
 def resize_tf(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
