@@ -83,7 +83,7 @@ def load_image(
                     f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
                 )
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageTooLarge(f"{name}: {e}") from e
     except UnidentifiedImageError as e:
@@ -110,4 +110,6 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("RGBA", "RGBa"):
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.array(img, dtype=np.uint8)  # writable, unlike np.asarray's view of the bytes
