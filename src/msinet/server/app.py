@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from msinet import __version__
 from msinet.engine import Engine
-from msinet.server.observability import Metrics
+from msinet.server.observability import Metrics, MetricsMiddleware
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
 
@@ -42,17 +41,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        status = str(response.status_code)
-        metrics.requests.labels(label, request.method, status).inc()
-        metrics.latency.labels(label, request.method, status).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, e: ServiceError):
