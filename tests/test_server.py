@@ -3,6 +3,7 @@
 import asyncio
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -42,11 +43,20 @@ class SlowEngine:
     def __init__(self, engine, delay: float):
         self.engine, self.delay, self.name, self.meta = engine, delay, engine.name, engine.meta
         self.calls: list[int] = []
+        self.running = self.most_running = 0
+        self.lock = threading.Lock()
 
     def predict(self, batch):
-        self.calls.append(len(batch))
+        with self.lock:
+            self.calls.append(len(batch))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
         time.sleep(self.delay)
-        return self.engine.predict(batch)
+        try:
+            return self.engine.predict(batch)
+        finally:
+            with self.lock:
+                self.running -= 1
 
 
 def png(data: bytes) -> np.ndarray:
@@ -296,7 +306,24 @@ def test_batcher_groups_concurrent_requests(engine):
         return maps
 
     maps = asyncio.run(go())
-    assert len(maps) == 6 and slow.calls == [4, 2]
+    assert len(maps) == 6 and sorted(slow.calls) == [2, 4]
+
+
+@pytest.mark.parametrize("inflight", [1, 3])
+def test_batcher_runs_up_to_inflight_batches_at_once(engine, inflight):
+    slow = SlowEngine(engine, 0.3)
+
+    async def go():
+        b = Batcher(slow, max_batch_size=2, max_wait_ms=0, max_queue=16, inflight=inflight)
+        b.start()
+        x = np.full((64, 96, 3), 100.0, np.float32)
+        maps = await asyncio.gather(*(b.submit(x, 30) for _ in range(8)))
+        await b.stop()
+        return maps
+
+    maps = asyncio.run(go())
+    assert len(maps) == 8 and sum(slow.calls) == 8
+    assert slow.most_running == inflight
 
 
 def test_full_queue_is_503_with_retry_after(engine, jpeg_bytes):

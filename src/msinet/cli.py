@@ -221,8 +221,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 SERVE_FLAGS = ("host", "port", "engine", "weights", "threads", "workers", "max_batch_size",
-               "max_wait_ms", "max_queue", "request_timeout_s", "max_upload_mb", "max_pixels",
-               "api_key_env", "cors_origins", "size")  # fmt: skip
+               "max_wait_ms", "inflight_batches", "max_queue", "request_timeout_s", "max_upload_mb",
+               "max_pixels", "api_key_env", "cors_origins", "size")  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -384,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes, one model each (default 1)")
     p.add_argument("--max-batch-size", type=int, help="default 8")
     p.add_argument("--max-wait-ms", type=float, help="default 10")
+    p.add_argument("--inflight-batches", type=int, help="model calls at once (default 2)")
     p.add_argument("--max-queue", type=int, help="default 64; beyond it 503")
     p.add_argument("--request-timeout-s", type=float, help="default 30; beyond it 504")
     p.add_argument("--max-upload-mb", type=float, help="default 20; beyond it 413")

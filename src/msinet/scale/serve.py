@@ -22,13 +22,15 @@ from msinet.server.settings import Settings
 class RayBatcher:
     """The `Batcher` interface over `@serve.batch`; used inside a Serve replica."""
 
-    def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, observe=None):
+    def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, observe=None,
+                 inflight: int = 1) -> None:  # fmt: skip
         from ray import serve
 
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msinet-model")
+        self.executor = ThreadPoolExecutor(max_workers=inflight, thread_name_prefix="msinet-model")
         observe = observe or (lambda **_: None)
 
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=max_wait_ms / 1000)
+        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=max_wait_ms / 1000,
+                     max_concurrent_batches=inflight)  # fmt: skip
         async def predict(images: list[np.ndarray]) -> list[np.ndarray]:
             start = time.perf_counter()
             maps = await asyncio.get_running_loop().run_in_executor(

@@ -1,9 +1,12 @@
 """Dynamic batching: concurrent requests share one model call, off the event loop.
 
 A bounded queue holds preprocessed images; one task takes the first waiting image, waits up to
-`max_wait_ms` for more (up to `max_batch_size`), and runs the engine in a worker thread. A full
-queue refuses at once (the caller answers 503); a caller that gives up (504) leaves its slot,
-and an abandoned image is skipped, not computed.
+`max_wait_ms` for more (up to `max_batch_size`), and runs the engine in a worker thread. Up to
+`inflight` batches run at once on the same engine: a lone call still gets every intra-op thread,
+and under load a second call fills the cores the first leaves idle between and within its
+operators (ONNX Runtime and torch sessions take concurrent calls). A full queue refuses at once
+(the caller answers 503); a caller that gives up (504) leaves its slot, and an abandoned image
+is skipped, not computed.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ class Job:
 
 class Batcher:
     def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                 observe=None) -> None:  # fmt: skip
+                 observe=None, inflight: int = 1) -> None:  # fmt: skip
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msinet-model")
+        self.executor = ThreadPoolExecutor(max_workers=inflight, thread_name_prefix="msinet-model")
+        self.slots = asyncio.Semaphore(inflight)
         self.observe = observe or (lambda **_: None)
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -48,6 +53,7 @@ class Batcher:
         """Finish what is queued, then stop."""
         while not self.queue.empty():
             await asyncio.sleep(0.01)
+        await asyncio.gather(*self._running, return_exceptions=True)
         if self._task:
             self._task.cancel()
         self.executor.shutdown(wait=True)
@@ -79,12 +85,20 @@ class Batcher:
         return [j for j in jobs if not j.future.done()]  # drop callers that gave up
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
+            await self.slots.acquire()  # a free model slot first: meanwhile the queue fills
             jobs = await self._next_batch()
             self.observe(queue_depth=self.depth)
             if not jobs:
+                self.slots.release()
                 continue
+            task = asyncio.get_running_loop().create_task(self._predict(jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _predict(self, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
             # one shape per engine call: group by input size (one size per server, normally)
             groups: dict[tuple[int, ...], list[Job]] = {}
             for j in jobs:
@@ -104,3 +118,5 @@ class Batcher:
                 for j, m in zip(group, maps, strict=True):
                     if not j.future.done():
                         j.future.set_result(m)
+        finally:
+            self.slots.release()

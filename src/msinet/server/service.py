@@ -85,10 +85,10 @@ class SaliencyService:
             from msinet.scale.serve import RayBatcher
 
             self.batcher = RayBatcher(self.engine, s.max_batch_size, s.max_wait_ms,
-                                      self.metrics.observe)  # fmt: skip
+                                      self.metrics.observe, s.inflight_batches)  # fmt: skip
         else:
             self.batcher = Batcher(self.engine, s.max_batch_size, s.max_wait_ms, s.max_queue,
-                                   self.metrics.observe)  # fmt: skip
+                                   self.metrics.observe, s.inflight_batches)  # fmt: skip
         self.batcher.start()
         warm = np.full((*self.size, 3), 126.0, np.float32)
         await self.batcher.submit(warm, timeout=120)
@@ -109,15 +109,20 @@ class SaliencyService:
         except ValueError as e:
             raise ServiceError(422, str(e)) from e
 
-    async def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         try:
-            return await run_in_threadpool(load_image, data, self.settings.max_pixels)
+            return load_image(data, self.settings.max_pixels)
         except ImageTooLarge as e:
             self.metrics.rejected.labels("too_large").inc()
             raise ServiceError(413, str(e)) from e
         except ImageError as e:
             self.metrics.rejected.labels("bad_image").inc()
             raise ServiceError(422, str(e)) from e
+
+    def prepare(self, data: bytes) -> tuple[np.ndarray, np.ndarray, Geometry]:
+        """Image bytes -> (RGB image, model input, geometry); 413/422 for bad images."""
+        image = self._decode(data)
+        return image, *preprocess(image, self.size)
 
     async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Model-size map of one preprocessed image, and ms spent in queue + model."""
@@ -147,8 +152,11 @@ class SaliencyService:
         if o.overlay and o.size != "original":
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(o)
-        image = await self.decode(data)
-        m, geometry, model_ms = await self.predict_map(image)
+        if not self.ready:
+            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        # one thread hop per side of the model: each hop costs the event loop a round trip
+        image, x, geometry = await run_in_threadpool(self.prepare, data)
+        m, model_ms = await self.run_model(x)
         body, media = await run_in_threadpool(self.encode, image, m, geometry, o)
         shape = geometry.original if o.size == "original" else self.size
         return Result(body, media, shape, model_ms)
