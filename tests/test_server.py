@@ -309,6 +309,27 @@ def test_batcher_groups_concurrent_requests(engine):
     assert len(maps) == 6 and sorted(slow.calls) == [2, 4]
 
 
+def test_idle_model_starts_at_once_and_a_busy_one_lets_batches_fill(engine):
+    slow = SlowEngine(engine, 0.4)
+    x = np.full((64, 96, 3), 100.0, np.float32)
+
+    async def go():
+        b = Batcher(slow, max_batch_size=4, max_wait_ms=250, max_queue=16, inflight=2)
+        b.start()
+        first = asyncio.create_task(b.submit(x, 30))
+        await asyncio.sleep(0.05)
+        started = slow.calls[:]  # the idle model took the lone image without waiting 250 ms
+        later = [asyncio.create_task(b.submit(x, 30))]
+        await asyncio.sleep(0.1)  # the first call still runs: this batch waits to fill
+        later.append(asyncio.create_task(b.submit(x, 30)))
+        await asyncio.gather(first, *later)
+        await b.stop()
+        return started
+
+    assert asyncio.run(go()) == [1]
+    assert slow.calls == [1, 2]
+
+
 @pytest.mark.parametrize("inflight", [1, 3])
 def test_batcher_runs_up_to_inflight_batches_at_once(engine, inflight):
     slow = SlowEngine(engine, 0.3)

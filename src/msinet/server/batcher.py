@@ -1,10 +1,11 @@
 """Dynamic batching: concurrent requests share one model call, off the event loop.
 
 A bounded queue holds preprocessed images; one task takes the first waiting image, waits up to
-`max_wait_ms` for more (up to `max_batch_size`), and runs the engine in a worker thread. Up to
-`inflight` batches run at once on the same engine: a lone call still gets every intra-op thread,
-and under load a second call fills the cores the first leaves idle between and within its
-operators (ONNX Runtime and torch sessions take concurrent calls). A full queue refuses at once
+`max_wait_ms` for more (up to `max_batch_size`; no wait when no model call is running), and
+runs the engine in a worker thread. Up to `inflight` batches run at once on the same engine: a
+lone call still gets every intra-op thread, and under load a second call fills the cores the
+first leaves idle between and within its operators (ONNX Runtime and torch sessions take
+concurrent calls). A full queue refuses at once
 (the caller answers 503); a caller that gives up (504) leaves its slot, and an abandoned image
 is skipped, not computed.
 """
@@ -74,7 +75,10 @@ class Batcher:
 
     async def _next_batch(self) -> list[Job]:
         jobs = [await self.queue.get()]
-        deadline = time.perf_counter() + self.max_wait
+        # An idle model never waits: it takes what is queued and starts, since waiting would only
+        # leave the cores idle. While another call runs, the batch waits up to max_wait to fill.
+        wait = self.max_wait if self._running else 0.0
+        deadline = time.perf_counter() + wait
         while len(jobs) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
             try:
