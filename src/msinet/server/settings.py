@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)  # processes, one model instance each
     max_batch_size: int = Field(8, ge=1, le=64)
     max_wait_ms: float = Field(10.0, ge=0)  # how long a batch waits to fill after its first image
-    # batches the model runs at once; a second call fills the cores a lone call leaves idle
-    # (measured: +10-15% images/s on 2 cores), while a lone request keeps every thread
+    # model calls at once: a lone request keeps every intra-op thread; under load a second
+    # call overlaps the first's serial operators and the per-request work (docs/serving.md)
     inflight_batches: int = Field(2, ge=1, le=16)
     max_queue: int = Field(64, ge=1)  # images waiting for the model; beyond it: 503
     request_timeout_s: float = Field(30.0, gt=0)  # per request; beyond it: 504
