@@ -5,9 +5,8 @@ A bounded queue holds preprocessed images; one task takes the first waiting imag
 runs the engine in a worker thread. Up to `inflight` batches run at once on the same engine: a
 lone call still gets every intra-op thread, and under load a second call fills the cores the
 first leaves idle between and within its operators (ONNX Runtime and torch sessions take
-concurrent calls). A full queue refuses at once
-(the caller answers 503); a caller that gives up (504) leaves its slot, and an abandoned image
-is skipped, not computed.
+concurrent calls). A full queue refuses at once (the caller answers 503); a caller that gives up
+(504) leaves its slot, and an abandoned image is skipped, not computed.
 """
 
 from __future__ import annotations
@@ -40,12 +39,12 @@ class Batcher:
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
+        self.inflight = inflight
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_queue)
         self.executor = ThreadPoolExecutor(max_workers=inflight, thread_name_prefix="msinet-model")
-        self.slots = asyncio.Semaphore(inflight)
         self.observe = observe or (lambda **_: None)
         self._task: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task] = set()  # model calls under way
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -90,11 +89,12 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            await self.slots.acquire()  # a free model slot first: meanwhile the queue fills
+            if len(self._running) >= self.inflight:  # every slot busy: meanwhile the queue fills
+                await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+                continue
             jobs = await self._next_batch()
             self.observe(queue_depth=self.depth)
             if not jobs:
-                self.slots.release()
                 continue
             task = asyncio.get_running_loop().create_task(self._predict(jobs))
             self._running.add(task)
@@ -102,25 +102,22 @@ class Batcher:
 
     async def _predict(self, jobs: list[Job]) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            # one shape per engine call: group by input size (one size per server, normally)
-            groups: dict[tuple[int, ...], list[Job]] = {}
-            for j in jobs:
-                groups.setdefault(j.image.shape, []).append(j)
-            for group in groups.values():
-                start = time.perf_counter()
-                try:
-                    maps = await loop.run_in_executor(
-                        self.executor, self.engine.predict, batch([j.image for j in group])
-                    )
-                except Exception as e:  # the model failed: every caller in the batch hears it
-                    for j in group:
-                        if not j.future.done():
-                            j.future.set_exception(e)
-                    continue
-                self.observe(batch_size=len(group), inference_s=time.perf_counter() - start)
-                for j, m in zip(group, maps, strict=True):
+        # one shape per engine call: group by input size (one size per server, normally)
+        groups: dict[tuple[int, ...], list[Job]] = {}
+        for j in jobs:
+            groups.setdefault(j.image.shape, []).append(j)
+        for group in groups.values():
+            start = time.perf_counter()
+            try:
+                maps = await loop.run_in_executor(
+                    self.executor, self.engine.predict, batch([j.image for j in group])
+                )
+            except Exception as e:  # the model failed: every caller in the batch hears it
+                for j in group:
                     if not j.future.done():
-                        j.future.set_result(m)
-        finally:
-            self.slots.release()
+                        j.future.set_exception(e)
+                continue
+            self.observe(batch_size=len(group), inference_s=time.perf_counter() - start)
+            for j, m in zip(group, maps, strict=True):
+                if not j.future.done():
+                    j.future.set_result(m)
