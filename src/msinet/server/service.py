@@ -103,6 +103,11 @@ class SaliencyService:
     def model_version(self) -> str:
         return self.engine.meta.version if self.engine else "unknown"
 
+    def _require_ready(self) -> None:
+        """503 before the model is loaded and warmed up (checked before any decoding)."""
+        if not self.ready or self.batcher is None:
+            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+
     def _check_options(self, o: Options) -> None:
         try:
             colormap_lut(o.colormap)
@@ -126,8 +131,7 @@ class SaliencyService:
 
     async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Model-size map of one preprocessed image, and ms spent in queue + model."""
-        if not self.ready or self.batcher is None:
-            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        self._require_ready()
         start = time.perf_counter()
         try:
             m = await self.batcher.submit(x, self.settings.request_timeout_s)
@@ -142,8 +146,7 @@ class SaliencyService:
 
     async def predict_map(self, image: np.ndarray) -> tuple[np.ndarray, Geometry, float]:
         """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
-        if not self.ready:
-            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        self._require_ready()
         x, geometry = await run_in_threadpool(preprocess, image, self.size)
         m, ms = await self.run_model(x)
         return m, geometry, ms
@@ -152,8 +155,7 @@ class SaliencyService:
         if o.overlay and o.size != "original":
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(o)
-        if not self.ready:
-            raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
+        self._require_ready()
         # one thread hop per side of the model: each hop costs the event loop a round trip
         image, x, geometry = await run_in_threadpool(self.prepare, data)
         m, model_ms = await self.run_model(x)
