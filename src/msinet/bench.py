@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _timed(fn, runs: int, warmup: int = 2) -> float:
+def median_seconds(fn, runs: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -37,19 +37,23 @@ def _timed(fn, runs: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def _concurrent_rate(fn, runs: int, calls: int = 2) -> float:
-    """Calls per second with `calls` threads each making `runs` calls (after one warm-up each)."""
+def calls_per_s(fn, calls: int = 1, runs: int = 0, seconds: float = 0.0) -> float:
+    """Calls of `fn` per second from `calls` threads at once, each making `runs` calls or
+    calling for `seconds` (after one warm-up call each)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def loop(n: int) -> None:
-        for _ in range(n):
+    def loop(_) -> int:
+        n, end = 0, time.perf_counter() + seconds
+        while (n < runs) if runs else (time.perf_counter() < end):
             fn()
+            n += 1
+        return n
 
     with ThreadPoolExecutor(calls) as pool:
-        list(pool.map(loop, [1] * calls))
+        list(pool.map(lambda _: fn(), range(calls)))
         t = time.perf_counter()
-        list(pool.map(loop, [runs] * calls))
-        return calls * runs / (time.perf_counter() - t)
+        n = sum(pool.map(loop, range(calls)))
+        return n / (time.perf_counter() - t)
 
 
 def worker(engine: str, weights: str, images: list[str], runs: int, threads: int, out: str):
@@ -65,9 +69,9 @@ def worker(engine: str, weights: str, images: list[str], runs: int, threads: int
     prepared = [preprocess(load_image(p), size)[0] for p in images]
     maps = np.concatenate([e.predict(batch([x])) for x in prepared])
     one, four = batch(prepared[:1]), batch(prepared[:4])
-    b1 = _timed(lambda: e.predict(one), runs)
-    b4 = _timed(lambda: e.predict(four), runs)
-    two_calls = _concurrent_rate(lambda: e.predict(one), runs)
+    b1 = median_seconds(lambda: e.predict(one), runs)
+    b4 = median_seconds(lambda: e.predict(four), runs)
+    two_calls = calls_per_s(lambda: e.predict(one), calls=2, runs=runs)
     np.save(out + ".npy", maps)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"engine": engine, "load_s": load_s, "b1_ms": b1 * 1e3, "b4_ms_per_image": b4 / 4e-3,
