@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images, load_image
 
@@ -39,7 +38,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from msinet.engine import auto_engine, load_engine
-    from msinet.postprocess import colormap_lut, map_to_image, overlay, to_uint8
+    from msinet.postprocess import (
+        colormap_lut,
+        encode_jpeg,
+        encode_png,
+        map_to_image,
+        overlay,
+        to_uint8,
+    )
     from msinet.preprocess import parse_size
     from msinet.weights import WeightsError, default_weights
 
@@ -78,10 +84,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             maps = predictor.run([x for _, _, x, _ in loaded])
             for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
                 saliency = map_to_image(m, geometry.original)
-                Image.fromarray(to_uint8(saliency)).save(outdir / f"{names[f]}.png")
+                (outdir / f"{names[f]}.png").write_bytes(encode_png(to_uint8(saliency)))
                 if args.overlay:
                     blended = overlay(image, saliency, args.colormap, args.alpha)
-                    Image.fromarray(blended).save(outdir / f"{names[f]}_overlay.jpg", quality=92)
+                    jpeg = encode_jpeg(blended, quality=92)
+                    (outdir / f"{names[f]}_overlay.jpg").write_bytes(jpeg)
                 written += 1
                 bar.update(1)
     print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)

@@ -42,7 +42,7 @@ class Scorer:
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from msinet.image import ImageError, load_image
-        from msinet.postprocess import map_to_image, to_uint8
+        from msinet.postprocess import encode_png, map_to_image, to_uint8
 
         paths = [str(p) for p in rows["path"]]
         errors: list[str] = [""] * len(paths)
@@ -59,7 +59,7 @@ class Scorer:
             for i, (_, geometry), m in zip(index, prepared, maps, strict=True):
                 out = output_path(self.outdir, paths[i])
                 tmp = out.with_suffix(".tmp.png")
-                Image.fromarray(to_uint8(map_to_image(m, geometry.original))).save(tmp)
+                tmp.write_bytes(encode_png(to_uint8(map_to_image(m, geometry.original))))
                 tmp.replace(out)  # atomic: an interrupted write never looks finished
         return {"path": paths, "error": errors}
 
