@@ -294,24 +294,31 @@ def test_api_key(engine, jpeg_bytes, monkeypatch):
         create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=engine)
 
 
-def test_batcher_groups_concurrent_requests(engine):
-    slow = SlowEngine(engine, 0.0)
+SMALL_INPUT = np.full((64, 96, 3), 100.0, np.float32)
+
+
+def submit_at_once(engine, n: int, **batcher) -> list[np.ndarray]:
+    """`n` images submitted together to a fresh Batcher over `engine`; their maps."""
 
     async def go():
-        b = Batcher(slow, max_batch_size=4, max_wait_ms=100, max_queue=16)
+        b = Batcher(engine, max_queue=16, **batcher)
         b.start()
-        x = np.full((64, 96, 3), 100.0, np.float32)
-        maps = await asyncio.gather(*(b.submit(x, 30) for _ in range(6)))
+        maps = await asyncio.gather(*(b.submit(SMALL_INPUT, 30) for _ in range(n)))
         await b.stop()
         return maps
 
-    maps = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_batcher_groups_concurrent_requests(engine):
+    slow = SlowEngine(engine, 0.0)
+    maps = submit_at_once(slow, 6, max_batch_size=4, max_wait_ms=100)
     assert len(maps) == 6 and sorted(slow.calls) == [2, 4]
 
 
 def test_idle_model_starts_at_once_and_a_busy_one_lets_batches_fill(engine):
     slow = SlowEngine(engine, 0.4)
-    x = np.full((64, 96, 3), 100.0, np.float32)
+    x = SMALL_INPUT
 
     async def go():
         b = Batcher(slow, max_batch_size=4, max_wait_ms=250, max_queue=16, inflight=2)
@@ -333,16 +340,7 @@ def test_idle_model_starts_at_once_and_a_busy_one_lets_batches_fill(engine):
 @pytest.mark.parametrize("inflight", [1, 3])
 def test_batcher_runs_up_to_inflight_batches_at_once(engine, inflight):
     slow = SlowEngine(engine, 0.3)
-
-    async def go():
-        b = Batcher(slow, max_batch_size=2, max_wait_ms=0, max_queue=16, inflight=inflight)
-        b.start()
-        x = np.full((64, 96, 3), 100.0, np.float32)
-        maps = await asyncio.gather(*(b.submit(x, 30) for _ in range(8)))
-        await b.stop()
-        return maps
-
-    maps = asyncio.run(go())
+    maps = submit_at_once(slow, 8, max_batch_size=2, max_wait_ms=0, inflight=inflight)
     assert len(maps) == 8 and sum(slow.calls) == 8
     assert slow.most_running == inflight
 
