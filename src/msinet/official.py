@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,19 @@ from msinet.weights import WeightsError, WeightsMeta, save_arrays
 OFFICIAL_MEAN = (103.939, 116.779, 123.68)
 
 
+@lru_cache(maxsize=1)
+def _parameter_shapes() -> dict[str, tuple[int, ...]]:
+    """Our state-dict key -> shape, from the model itself."""
+    from msinet.model import MSINet
+
+    return {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
+
+
 def expected_variables() -> dict[str, str]:
     """Official TF variable name -> our state-dict key, for every parameter."""
     from msinet.model import official_name
 
-    keys = [f"encoder.conv{b}.conv{b}_{i}.{p}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
-            for i in range(1, n + 1) for p in ("weight", "bias")]  # fmt: skip
-    keys += [f"aspp.conv1_{i}.{p}" for i in range(1, 6) for p in ("weight", "bias")]
-    keys += [f"aspp.conv2.{p}" for p in ("weight", "bias")]
-    keys += [f"decoder.conv{i}.{p}" for i in range(1, 5) for p in ("weight", "bias")]
-    return {official_name(k): k for k in keys}
+    return {official_name(k): k for k in _parameter_shapes()}
 
 
 def _protos():
@@ -49,10 +53,16 @@ def _protos():
     return graph_pb2, meta_graph_pb2, types_pb2
 
 
+def _numpy_dtypes() -> dict[int, type]:
+    """TF DataType -> numpy, for the official weights' types (float32, float16)."""
+    _, _, types = _protos()
+    return {types.DT_FLOAT: np.float32, types.DT_HALF: np.float16}
+
+
 def tensor_to_array(t) -> np.ndarray:
     """A TensorProto as numpy (float32/float16 only: the official weights' types)."""
     _, _, types = _protos()
-    dtypes = {types.DT_FLOAT: np.float32, types.DT_HALF: np.float16}
+    dtypes = _numpy_dtypes()
     if t.dtype not in dtypes:
         raise WeightsError(f"unsupported tensor dtype {types.DataType.Name(t.dtype)}")
     dtype = dtypes[t.dtype]
@@ -186,7 +196,7 @@ def _bundle_entry(value: bytes) -> dict[str, object]:
 def read_bundle(prefix: Path) -> dict[str, np.ndarray]:
     """The official variables of a tensor bundle `prefix.index` + `prefix.data-*-of-*`."""
     _, _, types = _protos()
-    dtypes = {types.DT_FLOAT: np.float32, types.DT_HALF: np.float16}
+    dtypes = _numpy_dtypes()
     index = prefix.with_name(prefix.name + ".index")
     if not index.is_file():
         raise WeightsError(f"{index} not found")
@@ -244,13 +254,11 @@ def read_official(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def to_msinet(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """TF names/HWIO -> our keys/OIHW, with every missing or mis-shaped variable named."""
-    from msinet.model import MSINet
-
     names = expected_variables()
     missing = sorted(set(names) - set(found))
     if missing:
         raise WeightsError(f"not an MSI-Net graph: missing {len(missing)} variables: {missing}")
-    shapes = {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
+    shapes = _parameter_shapes()
     out, wrong = {}, []
     for tf_name, key in names.items():
         a = found[tf_name]
