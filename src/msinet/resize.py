@@ -27,7 +27,6 @@ def _scale(in_size: int, out_size: int) -> float:
     return in_size / out_size
 
 
-@lru_cache(maxsize=64)
 def area_matrix(in_size: int, out_size: int) -> np.ndarray:
     """Output pixel y averages the input interval [y*s, (y+1)*s), clamped to the image."""
     s = _scale(in_size, out_size)
@@ -53,7 +52,6 @@ def _cubic_table() -> np.ndarray:
     return np.stack([inner, outer], axis=1).astype(np.float32)  # (1025, 2)
 
 
-@lru_cache(maxsize=64)
 def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
     """Keys cubic (a=-0.75) at y*s, indices clamped to the border (TF's legacy kernel)."""
     s = _scale(in_size, out_size)
@@ -87,7 +85,8 @@ def fit_size(
 
 
 # Each output pixel reads a few inputs (4 for bicubic, ~s+1 for area), so the products are sparse:
-# a few MACs per pixel where dense ones cost `in_size`, and BLAS's threads stay out of it.
+# a few MACs per pixel where dense ones cost `in_size`, and BLAS's threads stay out of it. Only
+# the sparse forms are cached; the dense matrices above are built once per size, for them.
 @lru_cache(maxsize=128)
 def _rows(method: Method, in_size: int, out_size: int) -> sparse.csr_array:
     """(out, in): resizes axis 0 of an (H, W * C) array from the left."""
