@@ -42,6 +42,7 @@ class SlowEngine:
 
     def __init__(self, engine, delay: float):
         self.engine, self.delay, self.name, self.meta = engine, delay, engine.name, engine.meta
+        self.self_check = engine.self_check
         self.calls: list[int] = []
         self.running = self.most_running = 0
         self.lock = threading.Lock()
@@ -270,6 +271,38 @@ def test_health_readiness_metrics_and_docs(engine, jpeg_bytes):
         assert "msinet_queue_depth" in text
         assert c.get("/docs").status_code == 200
         assert "/v1/saliency" in c.get("/openapi.json").json()["paths"]
+
+
+def test_int8_self_check_shows_in_readyz_and_metrics(broken_int8_engine):
+    """A fallen-back int8 engine says so in /readyz and /metrics (the fallback itself is
+    tested in test_int8.py)."""
+    with TestClient(create_app(Settings(), engine=broken_int8_engine)) as c:
+        ready = c.get("/readyz").json()
+        assert ready["engine"] == "onnx" and not ready["self_check"]["passed"]
+        assert "FAILED" in ready["self_check"]["summary"]
+        text = c.get("/metrics").text
+        assert "msinet_int8_fallback 1.0" in text
+        assert 'msinet_engine_info{engine="onnx",requested="onnx"} 1.0' in text
+        cc = ready["self_check"]["probe_cc"]
+        assert f"msinet_int8_self_check_cc {cc}" in text
+
+
+@pytest.fixture(scope="module")
+def broken_int8_engine(tmp_path_factory):
+    """The shipped int8 file with one layer's int8 weights reversed: it falls back to fp32."""
+    import onnx
+    from onnx import numpy_helper
+
+    from msinet import weights as W
+
+    model = onnx.load(str(W.default_weights("onnx-int8")))
+    for init in model.graph.initializer:
+        if init.name == "encoder.conv3.conv3_1.weight_quantized":
+            w = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w[::-1]), init.name))
+    path = tmp_path_factory.mktemp("int8") / "broken-int8.onnx"
+    onnx.save(model, str(path))
+    return load_engine("onnx-int8", path, threads=2)
 
 
 def test_page_is_self_contained(client):

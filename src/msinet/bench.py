@@ -1,8 +1,10 @@
 """`msinet bench`: speed, memory and fidelity of every engine, measured in one run.
 
 Each engine runs in its own subprocess (so its peak RSS and load time are its own) on the same
-preprocessed OSIE images; fidelity compares each engine's maps with torch fp32's on the same
-images: CC between maps, max |difference|, and the change in NSS against real fixations.
+preprocessed OSIE images; fidelity compares each engine's maps with fp32's on the same images
+(torch, or fp32 ONNX Runtime where torch is not installed): CC between maps, max |difference|,
+and the change in NSS against real fixations. The CPU's model and ISA head the table: int8
+speed and exactness depend on them (msinet.cpu).
 
 Throughput is measured three ways, one image per call (b1), four per call (b4), and b1 with two
 calls in flight on the same engine (what `msinet serve` does under load: the second call fills
@@ -14,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -59,6 +60,8 @@ def calls_per_s(fn, calls: int = 1, runs: int = 0, seconds: float = 0.0) -> floa
 def worker(engine: str, weights: str, images: list[str], runs: int, threads: int, out: str):
     """Measure one engine; write its maps (model size) and numbers to `out`."""
     t = time.perf_counter()
+    from tqdm import tqdm
+
     from msinet.engine import load_engine
     from msinet.image import load_image
     from msinet.preprocess import batch, preprocess
@@ -66,16 +69,28 @@ def worker(engine: str, weights: str, images: list[str], runs: int, threads: int
     e = load_engine(engine, weights, threads=threads)
     load_s = time.perf_counter() - t
     size = tuple(e.meta.training_size)
-    prepared = [preprocess(load_image(p), size)[0] for p in images]
-    maps = np.concatenate([e.predict(batch([x])) for x in prepared])
-    one, four = batch(prepared[:1]), batch(prepared[:4])
-    b1 = median_seconds(lambda: e.predict(one), runs)
-    b4 = median_seconds(lambda: e.predict(four), runs)
-    two_calls = calls_per_s(lambda: e.predict(one), calls=2, runs=runs)
+    with tqdm(total=2 * len(images) + 3, desc=f"bench {engine}", unit="step", leave=False) as bar:
+        prepared = []
+        for p in images:
+            prepared.append(preprocess(load_image(p), size)[0])
+            bar.update()
+        maps = []
+        for x in prepared:
+            maps.append(e.predict(batch([x])))
+            bar.update()
+        maps = np.concatenate(maps)
+        one, four = batch(prepared[:1]), batch(prepared[:4])
+        b1 = median_seconds(lambda: e.predict(one), runs)
+        bar.update()
+        b4 = median_seconds(lambda: e.predict(four), runs)
+        bar.update()
+        two_calls = calls_per_s(lambda: e.predict(one), calls=2, runs=runs)
+        bar.update()
     np.save(out + ".npy", maps)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stats = {"engine": engine, "load_s": load_s, "b1_ms": b1 * 1e3, "b4_ms_per_image": b4 / 4e-3,
-             "images_per_s_2calls": two_calls, "peak_rss_mb": rss_mb}  # fmt: skip
+             "images_per_s_2calls": two_calls, "peak_rss_mb": rss_mb, "running": e.name,
+             "self_check": e.self_check.summary() if e.self_check else ""}  # fmt: skip
     Path(out + ".json").write_text(json.dumps(stats))
 
 
@@ -92,17 +107,23 @@ def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, floa
         dnss.append(M.nss(a, f) - M.nss(b, f))
     return {"cc_min": float(np.min(ccs)), "cc_mean": float(np.mean(ccs)),
             "max_abs_diff": float(np.max(diffs)), "nss_change_mean": float(np.mean(dnss)),
+            "nss_change_mean_abs": float(abs(np.mean(dnss))),
             "nss_change_max": float(np.max(np.abs(dnss)))}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict:
+    from tqdm import tqdm
+
+    from msinet.cpu import cpu_info
     from msinet.data import open_dataset
     from msinet.weights import default_weights
 
     samples = open_dataset("osie", args.root).samples("val")[: args.images]
     results, maps = [], {}
+    reference = "torch" if "torch" in args.engines or torch_installed() else "onnx"
+    engines = list(dict.fromkeys([*args.engines, reference]))  # the reference runs too
     with tempfile.TemporaryDirectory() as tmp:
-        for engine in args.engines:
+        for engine in tqdm(engines, desc="msinet bench", unit="engine"):
             weights = args.weights or str(default_weights())
             if engine == "onnx-int8":
                 weights = args.int8 or str(default_weights("onnx-int8"))
@@ -113,7 +134,7 @@ def run(args: argparse.Namespace) -> dict:
             subprocess.run(cmd, check=True)
             results.append(json.loads(Path(out + ".json").read_text()))
             maps[engine] = np.load(out + ".npy")
-    base = next(r for r in results if r["engine"] == "torch") if "torch" in maps else results[0]
+    base = next(r for r in results if r["engine"] == reference)
     for r in results:
         r["speedup_b1"] = base["b1_ms"] / r["b1_ms"]
         r["images_per_s_b1"] = 1e3 / r["b1_ms"]
@@ -122,7 +143,7 @@ def run(args: argparse.Namespace) -> dict:
                                      r["images_per_s_2calls"])  # fmt: skip
         r.update(fidelity(maps[r["engine"]], maps[base["engine"]], samples))
     return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
+        "machine": cpu_info().describe(),
         "threads": args.threads,
         "input": "240x320",
         "runs": args.runs,
@@ -138,10 +159,10 @@ def table(report: dict) -> str:
             ("images_per_s_b4", "{:>8.2f}"), ("images_per_s_2calls", "{:>9.2f}"),
             ("best_images_per_s", "{:>8.2f}"), ("speedup_b1", "{:>7.2f}x"),
             ("peak_rss_mb", "{:>8.0f}"), ("cc_min", "{:>8.4f}"), ("max_abs_diff", "{:>8.4f}"),
-            ("nss_change_max", "{:>8.4f}")]  # fmt: skip
+            ("nss_change_mean_abs", "{:>8.4f}"), ("nss_change_max", "{:>8.4f}")]  # fmt: skip
     heads = ["engine", "load s", "ms b=1", "img/s b1", "ms/img b4", "img/s b4", "img/s 2x b1",
              "best img/s", "speedup",
-             "RSS MB", "CC min", "max|d|", "|dNSS|"]  # fmt: skip
+             "RSS MB", "CC min", "max|d|", "|mean dNSS|", "max |dNSS|"]  # fmt: skip
     lines = [
         f"# {report['machine']}; {report['threads']} threads; input {report['input']}; "
         f"median of {report['runs']} after warm-up; fidelity vs {report['reference']} on "
@@ -150,7 +171,14 @@ def table(report: dict) -> str:
     ]
     for r in report["results"]:
         lines.append(" | ".join(fmt.format(r[k]) for k, fmt in cols))
+    lines += [f"# {r['engine']}: {r['self_check']}" for r in report["results"] if r["self_check"]]
     return "\n".join(lines)
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[3] / "shared/data/osie"))
     ap.add_argument("--weights", help="msinet .safetensors (default: shipped)")
     ap.add_argument("--int8", help="int8 .onnx for onnx-int8 (default: shipped)")
-    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    ap.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        help="default: every engine installed (torch only with torch)",
+    )
     ap.add_argument("--images", type=int, default=20, help="fidelity images (OSIE val)")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -169,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if not args.engines:
+        args.engines = [e for e in ENGINES if e != "torch" or torch_installed()]
     if args.worker:
         worker(args.worker, args.weights, args.paths, args.runs, args.threads, args.out)
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -119,20 +120,44 @@ def predict_ray(args: argparse.Namespace) -> int:
     return 1 if summary.failures else 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from msinet.weights import WeightsError, load_arrays
+def describe_weights(path: Path) -> dict:
+    """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
+    also the self-check on this CPU."""
+    if path.suffix == ".onnx":
+        from msinet.engine.onnx import OnnxEngine, load_int8
+        from msinet.engine.probe import PROBE_KEY
 
-    try:
-        tensors, meta = load_arrays(args.weights)
-    except WeightsError as e:
-        return fail(str(e))
-    info = {
-        "file": str(args.weights),
+        engine = OnnxEngine(path, threads=1)
+        info = {"file": str(path), **{k: v for k, v in engine.props.items() if k != PROBE_KEY}}
+        if "quantization" in engine.props:
+            check = load_int8(path).self_check
+            info["self_check"] = check.as_dict() | {"summary": check.summary()}
+        return info
+    from msinet.weights import load_arrays
+
+    tensors, meta = load_arrays(path)
+    return {
+        "file": str(path),
         "parameters": int(sum(np.prod(t.shape) for t in tensors.values())),
         "dtypes": sorted({str(t.dtype) for t in tensors.values()}),
         "content_hash": "verified",
         **{k: v for k, v in meta.__dict__.items()},
     }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from msinet.weights import WeightsError, default_weights
+
+    try:
+        if args.weights:
+            info = describe_weights(Path(args.weights))
+        else:
+            files = [default_weights()]
+            with contextlib.suppress(WeightsError):  # a wheel may ship without the int8 file
+                files.append(default_weights("onnx-int8"))
+            info = {"default_model": [describe_weights(f) for f in files]}
+    except (WeightsError, ImportError) as e:
+        return fail(str(e))
     print(json.dumps(info, indent=2, default=list))
     return 0
 
@@ -418,8 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")
 
-    p = sub.add_parser("info", help="print a weights file's metadata")
-    p.add_argument("weights", metavar="WEIGHTS")
+    p = sub.add_parser(
+        "info",
+        help="a weights file's metadata (default: the shipped model); "
+        "for an int8 .onnx file also its self-check on this CPU",
+    )
+    p.add_argument(
+        "weights",
+        metavar="WEIGHTS",
+        nargs="?",
+        help=".safetensors or .onnx file (default: the shipped model's files)",
+    )
     p.set_defaults(func=cmd_info)
     return parser
 

@@ -233,7 +233,7 @@ SHIPPED: dict[str, ShippedWeights] = {
         file="msinet-osie.safetensors",
         sha256="f82204bba6a5a74ae8759fb66c2ccfc3ccc502bde64c2acffabc7d59069a32f9",
         int8_file="msinet-osie-int8.onnx",
-        int8_sha256="79c07e64167e685a0e07b33c28721ac51665149456b63d605d9424894bd989dc",
+        int8_sha256="189531a69db4962e5df091ed910766efcdf12ab43811dd54775dc69f3da6356d",
         meta={
             "num_params": 24_934_209,
             "dtype": "float16",

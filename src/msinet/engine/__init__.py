@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from msinet.weights import WeightsMeta
 
+if TYPE_CHECKING:
+    from msinet.engine.probe import SelfCheck
+
 
 class Engine(Protocol):
     name: str
     meta: WeightsMeta
+    self_check: SelfCheck | None  # the int8 self-check on this CPU; None for other engines
 
     def predict(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -51,13 +55,17 @@ def load_engine(name: str, weights: str | os.PathLike, threads: int | None = Non
         from msinet.engine.torch import TorchEngine
 
         return TorchEngine(weights, threads=threads)
-    if name in ("onnx", "onnx-int8"):
+    if name == "onnx":
         from msinet.engine.onnx import OnnxEngine
 
-        if name == "onnx-int8" and weights.suffix != ".onnx":
+        return OnnxEngine(weights, threads=threads)
+    if name == "onnx-int8":
+        from msinet.engine.onnx import load_int8
+
+        if weights.suffix != ".onnx":
             raise ValueError(
                 "the onnx-int8 engine runs a quantized .onnx file "
                 "(msinet export --format onnx --int8), not " + str(weights)
             )
-        return OnnxEngine(weights, threads=threads, name=name)
+        return load_int8(weights, threads=threads)
     raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")

@@ -1,4 +1,12 @@
-"""Static int8 quantization (QDQ, per-channel weights) calibrated on real images."""
+"""Static int8 quantization (QDQ, per-channel weights) calibrated on real images.
+
+Weights use 7 bits (`reduce_range`): on CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX
+Runtime's u8s8 kernels add pairs of u8 x s8 products in 16 bits (`vpmaddubsw`), which saturate
+with 8-bit weights (255 * 127 * 2 > 32767) and gave maps at CC 0.93 against fp32 on an AVX2
+EPYC; with 7-bit weights the sums fit (255 * 64 * 2 < 32767) and every CPU computes the same,
+at the same speed. Measured in docs/engines.md. The file also carries a probe (engine/probe.py)
+that checks it on the CPU it is loaded on.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +16,26 @@ from pathlib import Path
 
 import numpy as np
 
+from msinet.engine.probe import PROBE_IMAGES, PROBE_KEY, PROBE_SIZE, Probe
 from msinet.image import load_image
 from msinet.preprocess import batch, preprocess
 
 # Layers kept in float: the decoder's last convolutions shape the final map most directly
 # (per-layer sensitivity, see docs/engines.md).
 KEEP_FLOAT = ("decoder/conv3", "decoder/conv4")
+
+
+def make_probe(model, images: list[Path], size: tuple[int, int] = PROBE_SIZE) -> Probe:
+    """`images` at `size`, rounded to uint8, and the fp32 `model`'s maps of exactly those."""
+    import onnxruntime as ort
+
+    from msinet.engine.onnx import session_options
+
+    x = np.rint(batch([preprocess(load_image(p), size)[0] for p in images])).astype(np.uint8)
+    session = ort.InferenceSession(model.SerializeToString(), session_options(None),
+                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    maps = session.run(["saliency"], {"images": x.astype(np.float32)})[0][:, 0]
+    return Probe(x, maps)
 
 
 class ImageCalibration:
@@ -37,8 +59,10 @@ def quantize_int8(
     output: str | Path,
     keep_float: Iterable[str] = KEEP_FLOAT,
     method: str = "minmax",
+    probe_images: list[Path] | None = None,
 ) -> Path:
-    """Write an int8 QDQ model of `weights` calibrated on `calibration` images."""
+    """Write an int8 QDQ model of `weights` calibrated on `calibration` images, with a probe of
+    `probe_images` (default: the first calibration images) for the self-check at load."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -58,24 +82,35 @@ def quantize_int8(
                "entropy": CalibrationMethod.Entropy}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prepped = Path(tmp) / "fp32.onnx", Path(tmp) / "prepped.onnx"
+        quantized_path = Path(tmp) / "int8.onnx"
         onnx.save(model, fp32)
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
         quantize_static(
             str(prepped),
-            str(output),
+            str(quantized_path),
             ImageCalibration(calibration, tuple(meta.training_size)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            reduce_range=True,
             nodes_to_exclude=list(keep_float),
             calibrate_method=methods[method],
         )
-    quantized = onnx.load(str(output))
+        quantized = onnx.load(str(quantized_path))
     del quantized.metadata_props[:]
     for p in model.metadata_props:
         quantized.metadata_props.add(key=p.key, value=p.value)
-    note = f"int8 QDQ per-channel, {method}, {len(calibration)} images"
+    probe = make_probe(model, probe_images or calibration[:PROBE_IMAGES])
+    quantized.metadata_props.add(key=PROBE_KEY, value=probe.encode())
+    note = f"int8 QDQ per-channel 7-bit weights (reduce_range), {method}, {len(calibration)} images"
     quantized.metadata_props.add(key="quantization", value=f"{note}, float: {','.join(keep_float)}")
-    onnx.save(quantized, str(output))
+    # Written whole or not at all: a failed or interrupted export leaves no partial file.
+    output = Path(output)
+    partial = output.with_name(output.name + ".partial")
+    try:
+        onnx.save(quantized, str(partial))
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
     return Path(output)

@@ -13,6 +13,7 @@ from msinet.weights import load_model
 
 class TorchEngine:
     name = "torch"
+    self_check = None
 
     def __init__(self, weights: Path, threads: int | None = None, device: str = "cpu") -> None:
         if threads:

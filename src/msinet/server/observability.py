@@ -26,6 +26,23 @@ class Metrics:
                                  registry=self.registry)  # fmt: skip
         self.rejected = Counter("msinet_rejected_total", "requests refused",
                                 ["reason"], registry=self.registry)  # fmt: skip
+        self.engine = Gauge("msinet_engine_info", "1 for the engine that runs; requested: "
+                            "the engine asked for (differs when int8 fell back)",
+                            ["engine", "requested"], registry=self.registry)  # fmt: skip
+        self.self_check_cc = Gauge("msinet_int8_self_check_cc", "CC of the int8 engine's probe "
+                                   "maps against fp32 on this CPU (below 0.995: fell back)",
+                                   registry=self.registry)  # fmt: skip
+        self.fallback = Gauge("msinet_int8_fallback", "1 when the int8 engine failed its "
+                              "self-check on this CPU and fp32 runs instead",
+                              registry=self.registry)  # fmt: skip
+
+    def engine_loaded(self, engine, requested: str) -> None:
+        self.engine.labels(engine.name, requested).set(1)
+        check = engine.self_check
+        if check is not None:
+            self.fallback.set(0 if check.passed else 1)
+            if check.probe_cc is not None:
+                self.self_check_cc.set(check.probe_cc)
 
     def observe(self, batch_size: int | None = None, inference_s: float | None = None,
                 queue_depth: int | None = None) -> None:  # fmt: skip

@@ -78,8 +78,10 @@ class SaliencyService:
         s = self.settings
         if self.ready:
             return
+        requested = self.engine.name if self.engine else resolve_engine(s)[0]
         if self.engine is None:
             self.engine = await run_in_threadpool(load_engine, *resolve_engine(s), s.threads)
+        self.metrics.engine_loaded(self.engine, requested)
         self.size = parse_size(s.size or tuple(self.engine.meta.training_size))
         if s.batching == "ray":
             from msinet.scale.serve import RayBatcher

@@ -23,9 +23,12 @@ async def readyz(request: Request) -> JSONResponse:
     service = service_of(request)
     if not service.ready:
         return JSONResponse({"status": "loading"}, 503, headers={"Retry-After": "5"})
-    batcher = service.batcher
-    return JSONResponse({"status": "ready", "engine": service.engine.name,
-                         "queue_depth": batcher.depth if batcher else 0})  # fmt: skip
+    batcher, check = service.batcher, service.engine.self_check
+    body = {"status": "ready", "engine": service.engine.name,
+            "queue_depth": batcher.depth if batcher else 0}  # fmt: skip
+    if check is not None:
+        body["self_check"] = check.as_dict() | {"summary": check.summary()}
+    return JSONResponse(body)
 
 
 @router.get("/metrics")
