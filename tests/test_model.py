@@ -152,3 +152,29 @@ def test_init_is_glorot_uniform_with_zero_bias():
     bound = (6 / (1280 + 256)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
     assert torch.count_nonzero(model.decoder.conv4.bias) == 0
+
+
+def test_the_architecture_spec_is_the_model_key_by_key(random_model):
+    """msinet.arch (torch-free) states every parameter; the torch model builds from it."""
+    from msinet.arch import parameter_shapes
+
+    spec = parameter_shapes()
+    state = {k: tuple(v.shape) for k, v in random_model.state_dict().items()}
+    assert list(spec) == list(state)
+    for key, shape in spec.items():
+        assert state[key] == shape, key
+    assert sum(int(np.prod(s)) for s in spec.values()) == 24_934_209
+
+
+def test_official_names_need_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from msinet.official import expected_variables\n"
+        "from msinet.engine.onnx_graph import build_graph\n"
+        "names = expected_variables(); assert len(names) == 46, len(names)\n"
+        "assert names['conv5/conv5_3/kernel'] == 'encoder.conv5.conv5_3.weight'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -104,3 +104,46 @@ def test_resume_errors(tmp_path, osie_root, vgg16_path):
         Trainer(config(osie_root, vgg16_path, tmp_path / "none", 1)).fit(resume=True)
     with pytest.raises(ValueError, match="phase"):
         Trainer(TrainConfig(root=str(osie_root), phase="both"))
+
+
+def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random_model):
+    """The saved metadata comes from the model's own config: a converted official model
+    (input_order=rgb) stays rgb through training and --resume."""
+    from msinet.official import OFFICIAL_CONFIG
+    from msinet.weights import WeightsMeta, save_model
+
+    official = tmp_path / "official.safetensors"
+    rgb = type(random_model)(OFFICIAL_CONFIG)
+    rgb.load_state_dict(random_model.state_dict())
+    save_model(rgb, official, WeightsMeta.from_config(OFFICIAL_CONFIG, dataset="salicon"))
+    c = TrainConfig(dataset="osie", root=str(osie_root), out=str(tmp_path / "ft"),
+                    init=str(official), epochs=1, batch_size=2, limit_train=2,
+                    limit_val=1)  # fmt: skip
+    Trainer(c).fit(progress=False)
+    c.epochs = 2
+    Trainer(c).fit(resume=True, progress=False)
+    for name in ("best.safetensors", "last.safetensors"):
+        model = load_model(tmp_path / "ft" / name)
+        assert model.config.input_order == "rgb", name
+        assert model.config.mean == OFFICIAL_CONFIG.mean
+
+
+def test_early_stopping_keeps_its_patience_across_resume(tmp_path, osie_root, vgg16_path,
+                                                          monkeypatch):  # fmt: skip
+    """Validation never improves after epoch 1: with patience 2 an uninterrupted run stops
+    after epoch 3; interrupted after epoch 2 and resumed, it must stop there too."""
+    val_losses = iter([1.0, 2.0, 2.0, 2.0, 2.0] * 2)
+
+    def scores(self, model, val, val_x):
+        return {"val_loss": next(val_losses), "NSS": 0.0, "CC": 0.0, "AUC-Judd": 0.0}
+
+    monkeypatch.setattr(Trainer, "validate", scores)
+    c = config(osie_root, vgg16_path, tmp_path / "p", 5)
+    c.patience, c.limit_train, c.limit_val = 2, 2, 1
+    assert len(Trainer(c).fit(progress=False)) == 3
+    val_losses = iter([1.0, 2.0, 2.0, 2.0, 2.0])
+    c = config(osie_root, vgg16_path, tmp_path / "q", 2)
+    c.patience, c.limit_train, c.limit_val = 2, 2, 1
+    Trainer(c).fit(progress=False)
+    c.epochs = 5
+    assert len(Trainer(c).fit(resume=True, progress=False)) == 3

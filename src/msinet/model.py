@@ -6,37 +6,26 @@ its weights map one-to-one onto ours (see `official_name`) and give the same out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-InputOrder = Literal["bgr", "rgb"]
+from msinet.arch import (
+    Conv,
+    MSINetConfig,
+    aspp_convs,
+    decoder_convs,
+    encoder_convs,
+    official_name,
+)
+
+__all__ = ["MSINet", "MSINetConfig", "count_parameters", "init_weights", "official_name"]
 
 
-@dataclass(frozen=True)
-class MSINetConfig:
-    # Channel order the encoder's first layer expects. The model is always fed RGB; "bgr" flips it
-    # (Caffe/Keras VGG16 weights, our own trained models), "rgb" does not (the official MSI-Net
-    # graph subtracts the BGR means from RGB input without flipping).
-    input_order: InputOrder = "bgr"
-    # Subtracted from the channels in the order given by `input_order`; no division by a std.
-    mean: tuple[float, float, float] = (103.939, 116.779, 123.68)
-    # Dilation rates of the three 3x3 ASPP branches.
-    aspp_rates: tuple[int, int, int] = (4, 8, 12)
-    # Channels of every ASPP branch and of its output projection.
-    aspp_channels: int = 256
-    # Output channels of the three upsampling blocks of the decoder.
-    decoder_channels: tuple[int, int, int] = (128, 64, 32)
-    # Added to the range in the per-image min-max normalisation of the output.
-    eps: float = 1e-7
-
-
-def conv3x3(in_ch: int, out_ch: int, dilation: int = 1) -> nn.Conv2d:
-    """A 3x3 convolution with TF "same" padding (symmetric for stride 1 and odd kernels)."""
-    return nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation)
+def conv2d(c: Conv) -> nn.Conv2d:
+    """A convolution of the spec with TF "same" padding (symmetric for stride 1, odd kernels)."""
+    pad = c.dilation * (c.kernel - 1) // 2
+    return nn.Conv2d(c.in_ch, c.out_ch, c.kernel, padding=pad, dilation=c.dilation)
 
 
 def max_pool_same(x: torch.Tensor) -> torch.Tensor:
@@ -65,17 +54,11 @@ def upsample2x_tf(x: torch.Tensor) -> torch.Tensor:
 class Encoder(nn.Module):
     """VGG16's 13 convolutions; pool4/pool5 keep the resolution and conv5 is dilated instead."""
 
-    blocks = ((1, 3, 64, 2), (2, 64, 128, 2), (3, 128, 256, 3), (4, 256, 512, 3), (5, 512, 512, 3))
-
     def __init__(self) -> None:
         super().__init__()
-        for b, in_ch, out_ch, n in self.blocks:
-            dilation = 2 if b == 5 else 1
-            convs = {
-                f"conv{b}_{i + 1}": conv3x3(in_ch if i == 0 else out_ch, out_ch, dilation)
-                for i in range(n)
-            }
-            self.add_module(f"conv{b}", nn.ModuleDict(convs))
+        for b, convs in enumerate(encoder_convs(), start=1):
+            layers = {c.key.rpartition(".")[2]: conv2d(c) for c in convs}  # conv{b}_{i}
+            self.add_module(f"conv{b}", nn.ModuleDict(layers))
 
     def _block(self, b: int, x: torch.Tensor) -> torch.Tensor:
         for conv in self.get_submodule(f"conv{b}").values():
@@ -94,23 +77,19 @@ class Encoder(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: four dilated views and the global scene context."""
 
-    def __init__(self, in_ch: int = 1280, ch: int = 256, rates: tuple[int, ...] = (4, 8, 12)):
+    def __init__(self, config: MSINetConfig) -> None:
         super().__init__()
-        self.conv1_1 = nn.Conv2d(in_ch, ch, 1)
-        self.conv1_2 = conv3x3(in_ch, ch, rates[0])
-        self.conv1_3 = conv3x3(in_ch, ch, rates[1])
-        self.conv1_4 = conv3x3(in_ch, ch, rates[2])
-        self.conv1_5 = nn.Conv2d(in_ch, ch, 1)  # on the global mean
-        self.conv2 = nn.Conv2d(5 * ch, ch, 1)
+        for name, c in aspp_convs(config).items():  # conv1_1 .. conv1_5, conv2
+            self.add_module(name, conv2d(c))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         context = F.relu(self.conv1_5(x.mean(dim=(2, 3), keepdim=True)))  # (B, 256, 1, 1)
         branches = (
-            F.relu(self.conv1_1(x)),
-            F.relu(self.conv1_2(x)),
-            F.relu(self.conv1_3(x)),
-            F.relu(self.conv1_4(x)),
+            F.relu(self.conv1_1(x)),  # 1x1
+            F.relu(self.conv1_2(x)),  # 3x3, dilation 4
+            F.relu(self.conv1_3(x)),  # 3x3, dilation 8
+            F.relu(self.conv1_4(x)),  # 3x3, dilation 12
             context.expand(-1, -1, h, w),  # bilinear resize of a 1x1 map is a broadcast
         )
         return F.relu(self.conv2(torch.cat(branches, dim=1)))  # (B, 256, H/8, W/8)
@@ -119,12 +98,10 @@ class ASPP(nn.Module):
 class Decoder(nn.Module):
     """Three (bilinear x2, 3x3 conv + ReLU) blocks, then a 3x3 conv to one channel, no ReLU."""
 
-    def __init__(self, in_ch: int = 256, channels: tuple[int, int, int] = (128, 64, 32)):
+    def __init__(self, config: MSINetConfig) -> None:
         super().__init__()
-        self.conv1 = conv3x3(in_ch, channels[0])
-        self.conv2 = conv3x3(channels[0], channels[1])
-        self.conv3 = conv3x3(channels[1], channels[2])
-        self.conv4 = conv3x3(channels[2], 1)
+        for c in decoder_convs(config):  # conv1 .. conv4
+            self.add_module(c.key.rpartition(".")[2], conv2d(c))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(upsample2x_tf(x)))  # (B, 128, H/4, W/4)
@@ -141,8 +118,8 @@ class MSINet(nn.Module):
         self.config = config or MSINetConfig()
         self.register_buffer("mean", torch.tensor(self.config.mean).view(1, 3, 1, 1), False)
         self.encoder = Encoder()
-        self.aspp = ASPP(1280, self.config.aspp_channels, self.config.aspp_rates)
-        self.decoder = Decoder(self.config.aspp_channels, self.config.decoder_channels)
+        self.aspp = ASPP(self.config)
+        self.decoder = Decoder(self.config)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
@@ -178,19 +155,6 @@ def init_weights(model: MSINet) -> None:
         if isinstance(m, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def official_name(key: str) -> str:
-    """Our state-dict key -> the official TF variable name.
-
-    `encoder.conv1.conv1_1.weight` -> `conv1/conv1_1/kernel`,
-    `aspp.conv1_5.bias` -> `aspp/conv1_5/bias`, `decoder.conv4.weight` -> `decoder/conv4/kernel`.
-    """
-    module, _, param = key.rpartition(".")
-    if module.startswith("encoder."):
-        module = module.removeprefix("encoder.")
-    scope = module.replace(".", "/")
-    return f"{scope}/{'kernel' if param == 'weight' else 'bias'}"
 
 
 def count_parameters(model: nn.Module) -> int:

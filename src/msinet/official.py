@@ -16,30 +16,22 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from msinet.arch import MSINetConfig, official_name, parameter_shapes
 from msinet.preprocess import SIZE_PRESETS
 from msinet.weights import WeightsError, WeightsMeta, save_arrays
 
 OFFICIAL_MEAN = (103.939, 116.779, 123.68)
-
-
-@lru_cache(maxsize=1)
-def _parameter_shapes() -> dict[str, tuple[int, ...]]:
-    """Our state-dict key -> shape, from the model itself."""
-    from msinet.model import MSINet
-
-    return {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
+# The official graph subtracts the BGR means from RGB input without flipping the channels.
+OFFICIAL_CONFIG = MSINetConfig(input_order="rgb", mean=OFFICIAL_MEAN)
 
 
 def expected_variables() -> dict[str, str]:
     """Official TF variable name -> our state-dict key, for every parameter."""
-    from msinet.model import official_name
-
-    return {official_name(k): k for k in _parameter_shapes()}
+    return {official_name(k): k for k in parameter_shapes()}
 
 
 def _protos():
@@ -258,7 +250,7 @@ def to_msinet(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     missing = sorted(set(names) - set(found))
     if missing:
         raise WeightsError(f"not an MSI-Net graph: missing {len(missing)} variables: {missing}")
-    shapes = _parameter_shapes()
+    shapes = parameter_shapes()
     out, wrong = {}, []
     for tf_name, key in names.items():
         a = found[tf_name]
@@ -280,9 +272,8 @@ def convert(path: str | os.PathLike, output: str | os.PathLike, dataset: str | N
     """Write msinet weights (input_order=rgb) from an official file; returns the metadata."""
     path = Path(path)
     dataset = dataset or guess_dataset(path)
-    meta = WeightsMeta(
-        input_order="rgb",
-        mean=OFFICIAL_MEAN,
+    meta = WeightsMeta.from_config(
+        OFFICIAL_CONFIG,
         training_size=SIZE_PRESETS.get(dataset, (240, 320)),
         dataset=dataset,
         version="official",

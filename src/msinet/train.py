@@ -225,9 +225,9 @@ class Trainer:
             "AUC-Judd": float(np.nanmean(auc)),
         }
 
-    def _meta(self, epoch: int, scores: dict[str, float]) -> WeightsMeta:
-        return WeightsMeta(
-            input_order="bgr",
+    def _meta(self, model: MSINet, epoch: int, scores: dict[str, float]) -> WeightsMeta:
+        return WeightsMeta.from_config(
+            model.config,
             training_size=self.size,
             dataset=self.c.dataset,
             version=self.c.version,
@@ -243,7 +243,10 @@ class Trainer:
 
         self.out.mkdir(parents=True, exist_ok=True)
         state_path = self.out / "state.json"
-        state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "history": []}
+        # `stale` (epochs since the best) is state too: a resumed run stops where an
+        # uninterrupted one would.
+        state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "stale": 0,
+                 "history": []}  # fmt: skip
         if resume:
             if not state_path.is_file():
                 raise FileNotFoundError(f"nothing to resume in {self.out}")
@@ -253,7 +256,9 @@ class Trainer:
         model, opt = self._model_and_optimizer(resume)
         train, train_x, val, val_x = self._inputs(model)
         n_images = len(self.train_samples)
-        stale = 0
+        stale = state.get("stale", 0)
+        if self.c.patience and stale >= self.c.patience:
+            return state["history"]  # the run had already stopped early
         for epoch in range(state["epoch"] + 1, self.c.epochs + 1):
             for group in opt.param_groups:
                 group["lr"] = self.c.lr * self.c.lr_decay ** (epoch - 1)
@@ -277,15 +282,15 @@ class Trainer:
                       "lr": opt.param_groups[0]["lr"], **self.validate(model, val, val_x),
                       "seconds": time.perf_counter() - start}  # fmt: skip
             state["history"].append(scores)
-            save_model(model, self.out / "last.safetensors", self._meta(epoch, scores))
+            save_model(model, self.out / "last.safetensors", self._meta(model, epoch, scores))
             save_optimizer(opt, {id(p): n for n, p in model.named_parameters()},
                            self.out / "last-optim.safetensors")  # fmt: skip
             if scores["val_loss"] < state["best_val_loss"]:
                 state["best_val_loss"], state["best_epoch"], stale = scores["val_loss"], epoch, 0
-                save_model(model, self.out / "best.safetensors", self._meta(epoch, scores))
+                save_model(model, self.out / "best.safetensors", self._meta(model, epoch, scores))
             else:
                 stale += 1
-            state["epoch"], state["config"] = epoch, asdict(self.c)
+            state["epoch"], state["stale"], state["config"] = epoch, stale, asdict(self.c)
             state_path.write_text(json.dumps(state, indent=2))
             self._write_log(state["history"])
             if progress:

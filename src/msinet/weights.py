@@ -17,6 +17,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from msinet.arch import MSINetConfig, parameter_shapes
+
 if TYPE_CHECKING:
     from msinet.model import MSINet
 
@@ -30,16 +32,28 @@ class WeightsError(Exception):
 
 @dataclass(frozen=True)
 class WeightsMeta:
-    """What a weights file says about itself (all stored as strings in the safetensors header)."""
+    """What a weights file says about itself (all stored as strings in the safetensors header).
 
-    input_order: str = "bgr"  # see MSINetConfig.input_order
-    mean: tuple[float, float, float] = (103.939, 116.779, 123.68)
+    The model's input convention comes from its `MSINetConfig` (`from_config`) and goes back to
+    one (`config`), so a file always reloads as the model that was saved."""
+
+    input_order: str = MSINetConfig.input_order  # see MSINetConfig
+    mean: tuple[float, float, float] = MSINetConfig.mean
     training_size: tuple[int, int] = (240, 320)  # (H, W) the model was trained at
     dataset: str = "none"
     version: str = "0"
     arch_version: str = ARCH_VERSION
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: MSINetConfig, **fields) -> WeightsMeta:
+        return cls(input_order=config.input_order, mean=tuple(config.mean), **fields)
+
+    def config(self) -> MSINetConfig:
+        if self.input_order not in ("bgr", "rgb"):
+            raise WeightsError(f"unknown input_order {self.input_order!r}")
+        return MSINetConfig(input_order=self.input_order, mean=tuple(self.mean))  # type: ignore[arg-type]
 
     def to_header(self) -> dict[str, str]:
         d = asdict(self)
@@ -183,14 +197,15 @@ def load_model(path: str | os.PathLike) -> MSINet:
     """Build an MSINet whose input convention and weights come from the file."""
     import torch
 
-    from msinet.model import MSINet, MSINetConfig
+    from msinet.model import MSINet
 
     tensors, meta = load_arrays(path)
-    if meta.input_order not in ("bgr", "rgb"):
-        raise WeightsError(f"unknown input_order {meta.input_order!r} in {path}")
-    model = MSINet(MSINetConfig(input_order=meta.input_order, mean=meta.mean))  # type: ignore[arg-type]
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    check_state(tensors, expected)
+    try:
+        config = meta.config()
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    check_state(tensors, parameter_shapes(config))
+    model = MSINet(config)
     state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
     model.load_state_dict(state)
     model.weights_meta = meta  # type: ignore[attr-defined]

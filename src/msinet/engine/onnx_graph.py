@@ -15,10 +15,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from msinet.arch import Conv, aspp_convs, decoder_convs, encoder_convs
 from msinet.weights import WeightsMeta, load_arrays
 
 OPSET = 17
-VGG_BLOCKS = ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
 
 
 class GraphBuilder:
@@ -42,22 +42,21 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
-    def conv(self, x: str, key: str, dilation: int = 1, relu: bool = True) -> str:
-        """Conv from our state-dict key prefix (e.g. "aspp.conv1_2"), TF "same" padding."""
-        w = self.tensors[f"{key}.weight"].astype(np.float32)
-        b = self.tensors[f"{key}.bias"].astype(np.float32)
-        k = w.shape[-1]
-        pad = dilation * (k - 1) // 2
+    def conv(self, x: str, c: Conv) -> str:
+        """A convolution of the spec, TF "same" padding; named by its official TF scope."""
+        w = self.tensors[f"{c.key}.weight"].astype(np.float32)
+        b = self.tensors[f"{c.key}.bias"].astype(np.float32)
+        pad = c.dilation * (c.kernel - 1) // 2
         y = self.op(
             "Conv",
-            [x, self.const(f"{key}.weight", w), self.const(f"{key}.bias", b)],
-            key.removeprefix("encoder.").replace(".", "/"),  # the official TF scope
+            [x, self.const(f"{c.key}.weight", w), self.const(f"{c.key}.bias", b)],
+            c.key.removeprefix("encoder.").replace(".", "/"),
             exact=True,
-            kernel_shape=[k, k],
+            kernel_shape=[c.kernel, c.kernel],
             pads=[pad] * 4,
-            dilations=[dilation, dilation],
+            dilations=[c.dilation, c.dilation],
         )
-        return self.op("Relu", [y]) if relu else y
+        return self.op("Relu", [y]) if c.relu else y
 
     def upsample2x(self, x: str) -> str:
         scales = self.const(self.name("scales"), np.array([1, 1, 2, 2], np.float32))
@@ -78,11 +77,12 @@ def build_graph(tensors: dict[str, np.ndarray], meta: WeightsMeta) -> onnx.Model
     mean = np.array(meta.mean, np.float32).reshape(1, 3, 1, 1)
     x = g.op("Sub", [x, g.const("mean", mean)], "sub_mean")
 
+    config = meta.config()
     # Encoder: VGG16; pool4/pool5 keep the resolution, conv5 is dilated.
     pools = []
-    for b, n in VGG_BLOCKS:
-        for i in range(1, n + 1):
-            x = g.conv(x, f"encoder.conv{b}.conv{b}_{i}", dilation=2 if b == 5 else 1)
+    for b, block in enumerate(encoder_convs(), start=1):
+        for c in block:
+            x = g.conv(x, c)
         if b <= 3:
             x = g.op("MaxPool", [x], f"pool{b}", kernel_shape=[2, 2], strides=[2, 2])
         else:
@@ -93,23 +93,21 @@ def build_graph(tensors: dict[str, np.ndarray], meta: WeightsMeta) -> onnx.Model
     features = g.op("Concat", pools, "encoder_output", axis=1)  # (B, 1280, H/8, W/8)
 
     # ASPP
-    branches = [g.conv(features, "aspp.conv1_1")]
-    for i, rate in zip((2, 3, 4), (4, 8, 12), strict=True):
-        branches.append(g.conv(features, f"aspp.conv1_{i}", dilation=rate))
+    aspp = aspp_convs(config)
+    branches = [g.conv(features, aspp[f"conv1_{i}"]) for i in (1, 2, 3, 4)]
     context = g.op("ReduceMean", [features], "global_mean", axes=[2, 3], keepdims=1)
-    context = g.conv(context, "aspp.conv1_5")
+    context = g.conv(context, aspp["conv1_5"])
     branches.append(g.op("Expand", [context, g.op("Shape", [branches[0]])], "broadcast"))
-    x = g.conv(g.op("Concat", branches, "aspp_concat", axis=1), "aspp.conv2")
+    x = g.conv(g.op("Concat", branches, "aspp_concat", axis=1), aspp["conv2"])
 
-    # Decoder
-    for i in (1, 2, 3):
-        x = g.conv(g.upsample2x(x), f"decoder.conv{i}")
-    x = g.conv(x, "decoder.conv4", relu=False)
+    # Decoder: bilinear x2 before each of the first three convolutions.
+    for i, c in enumerate(decoder_convs(config)):
+        x = g.conv(g.upsample2x(x) if i < 3 else x, c)
 
     # Per-image min-max normalisation.
     x = g.op("Sub", [x, g.op("ReduceMin", [x], axes=[1, 2, 3], keepdims=1)])
     peak = g.op("ReduceMax", [x], axes=[1, 2, 3], keepdims=1)
-    eps = g.const("eps", np.array(1e-7, np.float32))
+    eps = g.const("eps", np.array(config.eps, np.float32))
     g.nodes.append(helper.make_node("Div", [x, g.op("Add", [peak, eps])], ["saliency"]))
 
     dims = ["batch", "height", "width"]
