@@ -32,9 +32,10 @@ import numpy as np
 
 from msinet.bench import calls_per_s, median_seconds
 from msinet.engine import load_engine
+from msinet.pipeline import resolve
 from msinet.preprocess import batch
 from msinet.server.observability import Metrics
-from msinet.server.service import Options, SaliencyService, resolve_engine
+from msinet.server.service import Options, SaliencyService
 from msinet.server.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -53,7 +54,7 @@ class Offline:
     def __init__(self, engine: str, threads: int | None, images: list[bytes]) -> None:
         settings = Settings(engine=engine, threads=threads)
         self.service = SaliencyService(settings, Metrics())
-        self.engine = load_engine(*resolve_engine(settings), settings.threads)
+        self.engine = load_engine(*resolve(settings.weights, settings.engine), settings.threads)
         self.service.size = tuple(self.engine.meta.training_size)
         prepared = [self.service.prepare(d) for d in images]
         inputs = [x for _, x, _ in prepared]

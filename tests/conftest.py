@@ -68,7 +68,8 @@ def random_model():
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory, random_model) -> Path:
     """A randomly initialised MSI-Net saved as msinet weights (fp16), written by the test."""
-    from msinet.weights import WeightsMeta, save_model
+    from msinet.model_io import save_model
+    from msinet.weights import WeightsMeta
 
     path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_model(random_model, path, WeightsMeta(dataset="random-init", version="test"), "float16")

@@ -143,7 +143,8 @@ def test_info_on_corrupt_file(tmp_path, capsys):
 
 
 def test_export_fp16_keeps_metadata_and_updates_version(tmp_path, random_model, capsys):
-    from msinet.weights import WeightsMeta, load_arrays, save_model
+    from msinet.model_io import save_model
+    from msinet.weights import WeightsMeta, load_arrays
 
     src = tmp_path / "fp32.safetensors"
     save_model(random_model, src, WeightsMeta(dataset="osie", version="1"))
@@ -154,3 +155,30 @@ def test_export_fp16_keeps_metadata_and_updates_version(tmp_path, random_model, 
     assert meta.dataset == "osie" and meta.version == "2"
     assert {str(t.dtype) for t in tensors.values()} == {"float16"}
     assert dst.stat().st_size < 0.55 * src.stat().st_size
+
+
+def test_serve_and_train_flags_come_from_their_configs():
+    """One place for names, defaults and help: Settings and TrainConfig."""
+    import dataclasses
+
+    from msinet.cli import build_parser
+    from msinet.config import TrainConfig
+    from msinet.server.settings import Settings
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    serve, train = sub.choices["serve"], sub.choices["train"]
+    serve_flags = {a.dest: a for a in serve._actions}
+    for name, field in Settings.model_fields.items():
+        assert name in serve_flags, name
+        assert field.description and field.description in serve_flags[name].help
+        if field.default not in (None, "", []):
+            assert f"(default: {field.default})" in serve_flags[name].help
+    train_flags = {a.dest for a in train._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert (f.name in train_flags) == f.metadata.get("cli", True), f.name
+    args = parser.parse_args(["train", "--root", "r", "--init", "i", "--no-flip", "--lr", "0.5"])
+    assert args.flip is False and args.lr == 0.5 and not hasattr(args, "epochs")
+    args = parser.parse_args(["serve", "--max-batch-size", "4", "--cors-origins", "a", "b"])
+    assert args.max_batch_size == 4 and args.cors_origins == ["a", "b"]
+    assert not hasattr(args, "port")  # unset flags leave the Settings default (or MSINET_PORT)

@@ -9,8 +9,9 @@ from msinet.engine import check_batch, load_engine
 from msinet.engine.onnx_graph import build_from_weights, meta_of
 from msinet.engine.quantize import quantize_int8
 from msinet.image import load_image
+from msinet.model_io import save_model
 from msinet.preprocess import batch, preprocess
-from msinet.weights import WeightsError, WeightsMeta, save_model
+from msinet.weights import WeightsError, WeightsMeta
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +128,8 @@ def test_bad_onnx_files_and_engine_inputs(tmp_path, fp32_weights):
 
 def test_public_api_cannot_reach_an_engine_with_bad_sizes(fp32_weights):
     """Any image size goes through preprocessing into a multiple-of-8 input."""
-    from msinet.predictor import Predictor
+    from msinet.pipeline import Pipeline
 
-    p = Predictor(load_engine("onnx", fp32_weights), "240x320")
-    maps = p.predict([np.zeros((37, 1001, 3), np.uint8), np.zeros((5, 7, 3), np.uint8)])
+    p = Pipeline(load_engine("onnx", fp32_weights), "240x320")
+    maps = p.predict_many([np.zeros((37, 1001, 3), np.uint8), np.zeros((5, 7, 3), np.uint8)])
     assert [m.shape for m in maps] == [(37, 1001), (5, 7)]

@@ -11,7 +11,7 @@ from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_r
 from msinet.cli import main
 from msinet.data import open_dataset
 from msinet.data.fixations import Fixations
-from msinet.evaluate import METRICS, GroundTruthBuilder, evaluate, inter_observer, score
+from msinet.evaluate import METRICS, GroundTruthBuilder, evaluate, inter_observer, score_map
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_baselines_land_where_they_should(osie):
     cb, io = [], []
     for i in range(len(val)):
         gt = build(i)
-        cb.append(score(g((600, 800)), gt, ["NSS", "AUC-Judd"], seed=i))
+        cb.append(score_map(g((600, 800)), gt, ["NSS", "AUC-Judd"], seed=i))
         io.append(inter_observer(gt, ["NSS"], "mit", seed=i)["NSS"])
     assert 0.7 <= np.mean([c["NSS"] for c in cb]) <= 1.0
     assert 0.68 <= np.mean([c["AUC-Judd"] for c in cb]) <= 0.8
@@ -153,9 +153,18 @@ def test_scoring_saved_maps_needs_no_torch(tmp_path, osie_root):
     assert "predictions (maps)" in r.stdout and "NSS" in r.stdout
 
 
+def test_cli_evaluate_scores_the_shipped_model_with_predicts_engine(osie_root, capsys):
+    """No --weights and no --predictions: the shipped model, on the engine predict uses."""
+    from msinet.pipeline import resolve
+
+    argv = ["evaluate", "--root", str(osie_root), "--limit", "2", "--metrics", "NSS", "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"msinet (shipped model, {resolve()[0]})" in out
+
+
 def test_cli_evaluate_errors(osie_root, tmp_path, capsys):
-    assert main(["evaluate", "--root", str(osie_root)]) == 2
     assert main(["evaluate", "--root", str(tmp_path), "--baselines"]) == 2
     assert main(["evaluate", "--root", str(osie_root), "--predictions", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "nothing to score" in err and "not an OSIE root" in err and "not found" in err
+    assert "not an OSIE root" in err and "not found" in err

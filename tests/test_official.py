@@ -11,9 +11,10 @@ from tensorboard.compat.proto import graph_pb2, meta_graph_pb2, types_pb2
 
 from msinet.cli import main
 from msinet.image import load_image
+from msinet.model_io import load_model
 from msinet.official import OFFICIAL_MEAN, expected_variables
 from msinet.preprocess import batch, preprocess
-from msinet.weights import WeightsError, load_model
+from msinet.weights import WeightsError
 
 
 def official_weights(seed=0) -> dict[str, np.ndarray]:

@@ -8,7 +8,8 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="Ray is the optional msinet[ray] extra")
 
 from msinet.cli import main  # noqa: E402
-from msinet.weights import WeightsMeta, save_model  # noqa: E402
+from msinet.model_io import save_model  # noqa: E402
+from msinet.weights import WeightsMeta  # noqa: E402
 
 
 @pytest.fixture(scope="module")

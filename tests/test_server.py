@@ -12,11 +12,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from msinet.engine import load_engine
-from msinet.predictor import Predictor
+from msinet.model_io import save_model
+from msinet.pipeline import Pipeline
 from msinet.server.app import create_app
 from msinet.server.batcher import Batcher
 from msinet.server.settings import Settings
-from msinet.weights import WeightsMeta, save_model
+from msinet.weights import WeightsMeta
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,9 @@ def test_saliency_png_matches_the_predictor(client, engine, jpeg_bytes, osie_ima
     assert r.headers["x-model-name"] == "msinet" and r.headers["x-model-version"] == "7"
     assert float(r.headers["x-model-time-ms"]) > 0 and r.headers["x-map-shape"] == "600x800"
     m = png(r.content)
-    from msinet.image import load_image
     from msinet.postprocess import to_uint8
 
-    expected = to_uint8(Predictor(engine).predict([load_image(osie_images[0])])[0])
+    expected = to_uint8(Pipeline(engine).predict(osie_images[0]))
     assert m.shape == (600, 800) and np.abs(m.astype(int) - expected).max() <= 1
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msinet.weights import WeightsMeta, save_model
+from msinet.model_io import save_model
+from msinet.weights import WeightsMeta
 
 
 def free_port() -> int:

@@ -5,11 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
+from msinet import model_io
 from msinet import weights as W
 from msinet.engine import load_engine
 from msinet.image import load_image
 from msinet.model import count_parameters
-from msinet.predictor import Predictor
+from msinet.pipeline import Pipeline
 
 
 def test_shipped_files_verify_and_meta_matches_the_model():
@@ -17,7 +18,7 @@ def test_shipped_files_verify_and_meta_matches_the_model():
     path = W.default_weights()
     assert W.file_sha256(path) == entry.sha256
     assert W.file_sha256(W.default_weights("onnx-int8")) == entry.int8_sha256
-    model = W.load_model(path)
+    model = model_io.load_model(path)
     assert count_parameters(model) == entry.meta["num_params"]
     meta = model.weights_meta
     assert meta.dataset == "osie" and tuple(meta.training_size) == entry.meta["training_size"]
@@ -53,11 +54,11 @@ def test_shipped_model_beats_the_centre_bias_on_unseen_images(val, osie_root):
     from msinet.data.osie import OSIE
     from msinet.metrics import nss
 
-    predictor = Predictor(load_engine("onnx", W.default_weights()))
+    predictor = Pipeline(load_engine("onnx", W.default_weights()))
     centre = GaussianCenterBias.fit(OSIE(osie_root).samples("train"))((600, 800))
     ours, cb = [], []
     for s in val:
-        m = predictor.predict([load_image(s.image)])[0]
+        m = predictor.predict(s.image)
         f = s.fixations.binary_map()
         ours.append(nss(m, f))
         cb.append(nss(centre, f))

@@ -9,8 +9,9 @@ import torch
 
 from msinet.config import TrainConfig
 from msinet.losses import cc_loss, kld_loss, nss_loss
+from msinet.model_io import load_model
 from msinet.train import Trainer
-from msinet.weights import load_arrays, load_model
+from msinet.weights import load_arrays
 
 
 def test_kld_loss_hand_computed():
@@ -109,8 +110,9 @@ def test_resume_errors(tmp_path, osie_root, vgg16_path):
 def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random_model):
     """The saved metadata comes from the model's own config: a converted official model
     (input_order=rgb) stays rgb through training and --resume."""
+    from msinet.model_io import save_model
     from msinet.official import OFFICIAL_CONFIG
-    from msinet.weights import WeightsMeta, save_model
+    from msinet.weights import WeightsMeta
 
     official = tmp_path / "official.safetensors"
     rgb = type(random_model)(OFFICIAL_CONFIG)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images, load_image
+from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -38,33 +38,20 @@ def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from msinet.engine import auto_engine, load_engine
-    from msinet.postprocess import (
-        colormap_lut,
-        encode_jpeg,
-        encode_png,
-        map_to_image,
-        overlay,
-        to_uint8,
-    )
-    from msinet.preprocess import parse_size
-    from msinet.weights import WeightsError, default_weights
+    from msinet.pipeline import load, resolve
+    from msinet.postprocess import colormap_lut
+    from msinet.weights import WeightsError
 
     if args.batch_size < 1:
         return fail("--batch-size must be >= 1")
-    args.engine = args.engine or auto_engine(args.weights)
-    if args.ray:
-        return predict_ray(args)
     try:
-        size = parse_size(args.size) if args.size else None
         colormap_lut(args.colormap)
-        weights = Path(args.weights) if args.weights else default_weights(args.engine)
-        engine = load_engine(args.engine, weights, threads=args.threads)
+        if args.ray:
+            return predict_ray(args, *resolve(args.weights, args.engine))
+        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
+                        max_pixels=args.max_pixels)  # fmt: skip
     except (ValueError, WeightsError) as e:
         return fail(str(e))
-    from msinet.predictor import Predictor
-
-    predictor = Predictor(engine, size)
     files, failures = find_images(args.inputs)
     names = output_names(files)
     outdir = Path(args.output)
@@ -75,20 +62,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             loaded = []
             for f in group:
                 try:
-                    image = load_image(f, max_pixels=args.max_pixels)
-                    loaded.append((f, image, *predictor.prepare(image)))
+                    image = pipeline.decode(f)
+                    loaded.append((f, image, *pipeline.prepare(image)))
                 except (ImageError, MemoryError) as e:
                     failures.append((str(f), str(e)))
                     bar.update(1)
             if not loaded:
                 continue
-            maps = predictor.run([x for _, _, x, _ in loaded])
+            maps = pipeline.run([x for _, _, x, _ in loaded])
             for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
-                saliency = map_to_image(m, geometry.original)
-                (outdir / f"{names[f]}.png").write_bytes(encode_png(to_uint8(saliency)))
+                saliency = pipeline.map_back(m, geometry)
+                (outdir / f"{names[f]}.png").write_bytes(pipeline.encode(image, saliency))
                 if args.overlay:
-                    blended = overlay(image, saliency, args.colormap, args.alpha)
-                    jpeg = encode_jpeg(blended, quality=92)
+                    jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True,
+                                           colormap=args.colormap, alpha=args.alpha,
+                                           quality=92)  # fmt: skip
                     (outdir / f"{names[f]}_overlay.jpg").write_bytes(jpeg)
                 written += 1
                 bar.update(1)
@@ -98,13 +86,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def predict_ray(args: argparse.Namespace) -> int:
-    from msinet.scale.data import score
-    from msinet.weights import WeightsError, default_weights
+def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
+    from msinet.scale.data import predict_files
+    from msinet.weights import WeightsError
 
     try:
-        weights = args.weights or str(default_weights(args.engine))
-        summary = score(args.inputs, args.output, weights, args.engine, args.size,
+        summary = predict_files(args.inputs, args.output, str(weights), engine, args.size,
                         actors=args.actors, batch_size=args.batch_size,
                         threads_per_actor=args.threads, progress=not args.quiet)  # fmt: skip
     except (FileNotFoundError, WeightsError, ValueError) as e:
@@ -164,13 +151,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from msinet.data import open_dataset
-    from msinet.engine import auto_engine
     from msinet.evaluate import evaluate, folder_predictions, model_predictions
     from msinet.metrics import MetricError
+    from msinet.pipeline import load
     from msinet.weights import WeightsError
 
-    if not (args.weights or args.predictions or args.baselines):
-        return fail("nothing to score: give --weights, --predictions and/or --baselines")
     try:
         dataset = open_dataset(args.dataset, args.root)
         samples = dataset.samples(args.split)[: args.limit]
@@ -179,10 +164,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             predictors[f"predictions ({Path(args.predictions).name})"] = folder_predictions(
                 args.predictions
             )
-        if args.weights:
-            predictors[f"msinet ({Path(args.weights).name})"] = model_predictions(
-                args.weights, args.engine or auto_engine(args.weights), args.size
-            )
+        if args.weights or not args.predictions:  # the shipped model unless told otherwise
+            pipeline = load(args.weights, engine=args.engine, size=args.size)
+            name = Path(args.weights).name if args.weights else "shipped model"
+            predictors[f"msinet ({name}, {pipeline.engine.name})"] = model_predictions(pipeline)
         report = evaluate(
             samples,
             dataset.samples("train"),
@@ -213,9 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from msinet.train import Trainer
     from msinet.weights import WeightsError
 
-    config = TrainConfig(
-        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    )
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                            if hasattr(args, f.name)})  # fmt: skip
     try:
         Trainer(config).fit(resume=args.resume, progress=not args.quiet)
     except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
@@ -252,11 +236,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVE_FLAGS = ("host", "port", "engine", "weights", "threads", "workers", "max_batch_size",
-               "max_wait_ms", "inflight_batches", "max_queue", "request_timeout_s", "max_upload_mb",
-               "max_pixels", "api_key_env", "cors_origins", "size")  # fmt: skip
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -267,7 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from msinet.server.settings import Settings
     from msinet.weights import WeightsError
 
-    given = {k: getattr(args, k) for k in SERVE_FLAGS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in Settings.model_fields if hasattr(args, k)}
     try:
         settings = Settings(**given)
         settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
@@ -310,6 +289,54 @@ def cmd_convert_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def flag_specs(config) -> list[dict]:
+    """Name, type, default, help and choices of every field of a dataclass (help in the field's
+    metadata) or a pydantic model (help in its description)."""
+    import dataclasses
+    import typing
+
+    if dataclasses.is_dataclass(config):
+        hints = typing.get_type_hints(config)
+        return [
+            {"name": f.name, "type": hints[f.name], "default": f.default, **f.metadata}
+            for f in dataclasses.fields(config)
+        ]
+    return [{"name": k, "type": f.annotation, "default": f.default, "help": f.description}
+            for k, f in config.model_fields.items()]  # fmt: skip
+
+
+def add_flags(parser: argparse.ArgumentParser, config, skip: tuple[str, ...] = ()) -> None:
+    """`--kebab-case` flags from a config's fields; the defaults shown are the config's."""
+    import typing
+
+    for spec in flag_specs(config):
+        name, kind, default = spec["name"], spec["type"], spec["default"]
+        if name in skip or not spec.get("cli", True):
+            continue
+        flag, help_text = "--" + name.replace("_", "-"), spec.get("help") or ""
+        args = typing.get_args(kind)
+        if type(None) in args:  # X | None
+            kind = next(a for a in args if a is not type(None))
+            args = typing.get_args(kind)
+        choices = spec.get("choices") or (args if typing.get_origin(kind) is typing.Literal
+                                          else None)  # fmt: skip
+        if kind is bool:
+            if default:
+                parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false",
+                                    help=f"turn off: {help_text}")  # fmt: skip
+            else:
+                parser.add_argument(flag, dest=name, action="store_true", help=help_text)
+            continue
+        if default not in (None, "", []):
+            help_text += f" (default: {default})"
+        extra = {"nargs": "*"} if typing.get_origin(kind) is list else {}
+        value_type = str if choices or extra else kind
+        parser.add_argument(flag, dest=name, type=value_type, choices=choices,
+                            required=spec.get("required", False), help=help_text,
+                            default=None if spec.get("required") else argparse.SUPPRESS,
+                            **extra)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -345,9 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="osie", choices=DATASETS)
     p.add_argument("--root", required=True, help="the dataset's folder (official layout)")
     p.add_argument("--split", default="val", help="train, val or all")
-    p.add_argument("--weights", metavar="FILE", help="score this model")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="score this model (default: the shipped one, unless --predictions)",
+    )
     p.add_argument("--predictions", metavar="DIR", help="score saved maps <stem>.png (no torch)")
-    p.add_argument("--engine", choices=ENGINES, default="torch")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="default: as predict (onnx-int8 for the shipped model, onnx otherwise)",
+    )
     p.add_argument("--size", help="model input size (default: the weights' training size)")
     p.add_argument(
         "--baselines", action="store_true", help="centre bias, spectral residual, inter-observer"
@@ -364,33 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from msinet.config import TrainConfig
 
-    d = TrainConfig()
     p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
-    p.add_argument("--dataset", default=d.dataset, choices=DATASETS)
-    p.add_argument("--root", required=True)
-    p.add_argument("--init", required=True, help="vgg16:PATH or an msinet weights file")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, curves)")
-    p.add_argument(
-        "--phase",
-        default=d.phase,
-        choices=["head", "full"],
-        help="head: frozen cached encoder; full: end to end",
-    )
-    p.add_argument("--size", default=d.size, help="model input (default: dataset's)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="per-epoch factor")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--no-flip", dest="flip", action="store_false", help="no flip augmentation")
-    p.add_argument("--cc-weight", type=float, default=d.cc_weight)
-    p.add_argument("--nss-weight", type=float, default=d.nss_weight)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping (0: off)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AVX-512 BF16)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--limit-train", type=int, default=0)
-    p.add_argument("--limit-val", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
+    add_flags(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -407,23 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
 
+    from msinet.server.settings import Settings
+
     p = sub.add_parser("serve", help="run the HTTP service (web page at /, API docs at /docs)")
-    p.add_argument("--host", help="default 127.0.0.1")
-    p.add_argument("--port", type=int, help="default 8000")
-    p.add_argument("--engine", choices=ENGINES, help="default onnx-int8 (onnx with --weights)")
-    p.add_argument("--weights", metavar="FILE", help="default: the shipped model")
-    p.add_argument("--threads", type=int, help="intra-op threads per worker")
-    p.add_argument("--workers", type=int, help="processes, one model each (default 1)")
-    p.add_argument("--max-batch-size", type=int, help="default 8")
-    p.add_argument("--max-wait-ms", type=float, help="default 10")
-    p.add_argument("--inflight-batches", type=int, help="model calls at once (default 2)")
-    p.add_argument("--max-queue", type=int, help="default 64; beyond it 503")
-    p.add_argument("--request-timeout-s", type=float, help="default 30; beyond it 504")
-    p.add_argument("--max-upload-mb", type=float, help="default 20; beyond it 413")
-    p.add_argument("--max-pixels", type=int, help="default 50,000,000; beyond it 413")
-    p.add_argument("--api-key-env", metavar="NAME", help="require X-API-Key = $NAME")
-    p.add_argument("--cors-origins", nargs="*", help="allowed CORS origins")
-    p.add_argument("--size", help="model input size (default: the weights' training size)")
+    add_flags(p, Settings)
     p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (msinet[ray])")
     p.add_argument("--replicas", type=int, default=1, help="--ray: fixed replica count")
     p.add_argument("--autoscale", metavar="MIN:MAX", help="--ray: autoscale replicas")

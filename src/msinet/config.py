@@ -1,33 +1,50 @@
-"""Typed configuration with the paper's defaults, importable without torch."""
+"""Typed configuration with the paper's defaults, importable without torch.
+
+Each field's help text lives here (`help`), and `msinet train`'s flags are derived from these
+fields (msinet.cli.add_flags): one place for every name, default and description.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+
+def opt(default, help: str, **extra):
+    """A field with its help text (and, for the CLI, `required` or `choices`)."""
+    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
 class TrainConfig:
-    dataset: str = "osie"
-    root: str = ""
-    out: str = "runs/osie"
-    # "vgg16:PATH" (ImageNet VGG16 conv weights, BGR) or an msinet weights file to fine-tune.
-    init: str = ""
-    phase: str = "head"  # "head": frozen, cached encoder; "full": end to end
-    size: str = ""  # model input "HxW" or preset; default: the dataset's official size
-    epochs: int = 10
-    batch_size: int = 1  # the official value
-    lr: float = 1e-5  # the paper's Adam learning rate
-    lr_decay: float = 1.0  # multiply the learning rate by this after every epoch
-    weight_decay: float = 0.0  # decoupled (AdamW); 0 is plain Adam
-    flip: bool = True  # random horizontal flips (the head phase caches both orientations)
-    cc_weight: float = 0.0  # add cc_weight * (1 - CC) to the KLD
-    nss_weight: float = 0.0  # add nss_weight * (-NSS) to the KLD
-    patience: int = 0  # stop after this many epochs without a better validation loss (0: never)
-    bf16: bool = False  # bfloat16 autocast for the trained layers (AVX-512 BF16 CPUs)
-    seed: int = 0
-    limit_train: int = 0  # use only the first N training images (0: all); for tests
-    limit_val: int = 0
-    eval_sigma: float = 0.0  # density sigma for validation metrics (0: the dataset's)
-    threads: int = 0
-    version: str = "1"
-    extra: dict[str, str] = field(default_factory=dict)
+    dataset: str = opt(
+        "osie",
+        "dataset layout of --root",
+        choices=("osie", "salicon", "mit1003", "cat2000", "folder"),
+    )
+    root: str = opt("", "the dataset's folder", required=True)
+    out: str = opt("runs/osie", "run folder (checkpoints, logs, curves)")
+    init: str = opt("", "vgg16:PATH (ImageNet VGG16 conv weights, BGR) or an msinet weights "
+                    "file to fine-tune", required=True)  # fmt: skip
+    phase: Literal["head", "full"] = opt("head", "head: frozen encoder, its features cached; "
+                                         "full: end to end")  # fmt: skip
+    size: str = opt("", "model input HxW or preset (default: the dataset's official size)")
+    epochs: int = opt(10, "epochs")
+    batch_size: int = opt(1, "images per step (the official value: 1)")
+    lr: float = opt(1e-5, "learning rate (the paper's Adam: 1e-5)")
+    lr_decay: float = opt(1.0, "multiply the learning rate by this after every epoch")
+    weight_decay: float = opt(0.0, "decoupled weight decay (AdamW); 0 is plain Adam")
+    flip: bool = opt(True, "random horizontal flips (the head phase caches both orientations)")
+    cc_weight: float = opt(0.0, "add cc_weight * (1 - CC) to the KLD loss")
+    nss_weight: float = opt(0.0, "add nss_weight * (-NSS) to the KLD loss")
+    patience: int = opt(0, "stop after this many epochs without a better validation loss "
+                        "(0: never)")  # fmt: skip
+    bf16: bool = opt(False, "bfloat16 autocast for the trained layers (AVX-512 BF16 CPUs)")
+    seed: int = opt(0, "random seed (order, flips, initialisation)")
+    limit_train: int = opt(0, "use only the first N training images (0: all)")
+    limit_val: int = opt(0, "use only the first N validation images (0: all)")
+    eval_sigma: float = opt(0.0, "density sigma in px for validation metrics (0: the dataset's)")
+    threads: int = opt(0, "torch threads (0: torch's default)")
+    version: str = opt("1", "version recorded in the saved weights")
+    extra: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "extra metadata recorded in the saved weights", "cli": False})  # fmt: skip

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_r
 from msinet.data import Sample
 from msinet.data.fixations import Fixations
 from msinet.image import load_image
+
+if TYPE_CHECKING:
+    from msinet.pipeline import Pipeline
 
 METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KLD", "SIM", "EMD", "IG")
 CONVENTIONS = ("mit", "pysaliency")
@@ -52,7 +56,7 @@ class GroundTruth:
         return gt, self.fixations.subset(~mask)
 
 
-def score(
+def score_map(
     saliency: np.ndarray,
     gt: GroundTruth,
     metrics: Iterable[str] = METRICS,
@@ -149,14 +153,15 @@ def inter_observer(
         held, rest = gt.held_out(int(subject))
         if len(held.fixations) == 0 or len(rest) == 0:
             continue
-        rows.append(score(rest.density(gt.sigma), held, metrics, convention, seed))
+        rows.append(score_map(rest.density(gt.sigma), held, metrics, convention, seed))
     return {m: float(np.nanmean([r[m] for r in rows])) if rows else math.nan for m in metrics}
 
 
-Predictor = Callable[[Sample, np.ndarray], np.ndarray]  # (sample, RGB image) -> saliency map
+# What a row of the table scores: (sample, its RGB image) -> saliency map.
+MapSource = Callable[[Sample, np.ndarray], np.ndarray]
 
 
-def folder_predictions(folder: str | Path) -> Predictor:
+def folder_predictions(folder: str | Path) -> MapSource:
     """Saved maps named `<stem>.png` (or .jpg, .npy) in `folder`, e.g. from `msinet predict`."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -174,12 +179,8 @@ def folder_predictions(folder: str | Path) -> Predictor:
     return predict
 
 
-def model_predictions(weights: str | Path, engine: str = "torch", size=None) -> Predictor:
-    from msinet.engine import load_engine
-    from msinet.predictor import Predictor as ImagePredictor
-
-    predictor = ImagePredictor(load_engine(engine, weights), size)
-    return lambda sample, image: predictor.predict([image])[0]
+def model_predictions(pipeline: Pipeline) -> MapSource:
+    return lambda sample, image: pipeline.predict(image)
 
 
 @dataclass
@@ -243,7 +244,7 @@ class Report:
 def evaluate(
     samples: list[Sample],
     train: list[Sample],
-    predictors: dict[str, Predictor],
+    predictors: dict[str, MapSource],
     *,
     dataset: str = "",
     split: str = "",
@@ -280,7 +281,7 @@ def evaluate(
         image = load_image(sample.image)
         for row, predict in rows.items():
             saliency = predict(sample, image)
-            per_image[row].append(score(saliency, gt, metrics, convention, seed=i))
+            per_image[row].append(score_map(saliency, gt, metrics, convention, seed=i))
             if row == first and figure and len(shown) < figure_images:
                 shown.append((sample, image, gt.density, saliency))
         if baselines:

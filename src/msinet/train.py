@@ -26,9 +26,10 @@ from msinet.data import Sample, open_dataset
 from msinet.image import load_image
 from msinet.losses import cc_loss, kld_loss, nss_loss
 from msinet.model import MSINet, init_weights, normalize_minmax
+from msinet.model_io import init_from_vgg16, load_model, save_model
 from msinet.postprocess import map_to_image
 from msinet.preprocess import parse_size, preprocess, preprocess_map
-from msinet.weights import WeightsMeta, init_from_vgg16, load_model, save_model
+from msinet.weights import WeightsMeta
 
 
 @dataclass

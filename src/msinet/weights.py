@@ -1,7 +1,7 @@
 """Weights on disk: safetensors with metadata and a content hash, never pickle.
 
-Everything here but `load_model`/`save_model`/`init_from_vgg16` works on numpy arrays, so the
-torch-free engines read the same files.
+Everything here works on numpy arrays, so the torch-free engines read the same files; the torch
+model's side (load_model, save_model, init_from_vgg16) is msinet.model_io.
 """
 
 from __future__ import annotations
@@ -11,16 +11,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from msinet.arch import MSINetConfig, parameter_shapes
-
-if TYPE_CHECKING:
-    from msinet.model import MSINet
+from msinet.arch import MSINetConfig
 
 FORMAT = "msinet"
 ARCH_VERSION = "1"  # bump when the module layout changes in a way old files cannot load into
@@ -180,51 +176,6 @@ def cast_weights(
 
         meta = replace(meta, **meta_changes)
     return save_arrays(dst, {k: v.astype(dtype) for k, v in tensors.items()}, meta)
-
-
-# --- torch side -------------------------------------------------------------------------------
-
-
-def save_model(
-    model: MSINet, path: str | os.PathLike, meta: WeightsMeta, dtype: str = "float32"
-) -> str:
-    """Save a model's parameters (float32 or float16) with metadata; returns the content hash."""
-    tensors = {k: v.detach().cpu().numpy().astype(dtype) for k, v in model.state_dict().items()}
-    return save_arrays(path, tensors, meta)
-
-
-def load_model(path: str | os.PathLike) -> MSINet:
-    """Build an MSINet whose input convention and weights come from the file."""
-    import torch
-
-    from msinet.model import MSINet
-
-    tensors, meta = load_arrays(path)
-    try:
-        config = meta.config()
-    except WeightsError as e:
-        raise WeightsError(f"{path}: {e}") from None
-    check_state(tensors, parameter_shapes(config))
-    model = MSINet(config)
-    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
-    model.load_state_dict(state)
-    model.weights_meta = meta  # type: ignore[attr-defined]
-    return model.eval()
-
-
-def init_from_vgg16(model: MSINet, path: str | os.PathLike) -> None:
-    """Load VGG16 conv weights (keys conv1_1.weight … conv5_3.bias, OIHW) into the encoder."""
-    import torch
-
-    path = Path(path)
-    read_header(path)  # clear error for a missing or non-safetensors file
-    with safe_open(str(path), "np") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    encoder = model.encoder.state_dict()
-    remapped = {f"{k.split('_')[0]}.{k}": v for k, v in tensors.items()}  # conv1.conv1_1.weight
-    check_state(remapped, {k: tuple(v.shape) for k, v in encoder.items()})
-    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in remapped.items()}
-    model.encoder.load_state_dict(state)
 
 
 # --- shipped weights --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from msinet.data import Sample, official_permutation, require
+from msinet.data.base import Sample, official_permutation, require
 from msinet.data.fixations import Fixations
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from msinet.data import Sample, images_in, official_permutation, require, split_by_indices
+from msinet.data.base import Sample, images_in, official_permutation, require, split_by_indices
 from msinet.data.fixations import Fixations
 from msinet.image import load_image
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.data import Sample, official_permutation, require, split_by_indices
+from msinet.data.base import Sample, official_permutation, require, split_by_indices
 from msinet.data.fixations import Fixations
 from msinet.image import load_image
 

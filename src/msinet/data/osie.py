@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from msinet.data import Sample, official_permutation, split_by_indices
+from msinet.data.base import Sample, official_permutation, split_by_indices
 from msinet.data.fixations import Fixations
 
 SHAPE = (600, 800)  # every OSIE stimulus is 800x600

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from msinet.data import Sample, images_in, require
+from msinet.data.base import Sample, images_in, require
 from msinet.data.fixations import Fixations
 
 

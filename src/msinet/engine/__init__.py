@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+from msinet.engine.base import Engine, check_batch
 
-from msinet.weights import WeightsMeta
-
-if TYPE_CHECKING:
-    from msinet.engine.probe import SelfCheck
-
-
-class Engine(Protocol):
-    name: str
-    meta: WeightsMeta
-    self_check: SelfCheck | None  # the int8 self-check on this CPU; None for other engines
-
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
-
+__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine"]
 
 ENGINES = ("torch", "onnx", "onnx-int8")
 
@@ -37,14 +24,6 @@ def auto_engine(weights: str | os.PathLike | None) -> str:
     except ImportError:
         return "torch"
     return "onnx-int8" if weights is None else "onnx"
-
-
-def check_batch(batch: np.ndarray) -> None:
-    """Engines refuse what preprocessing can never produce, naming the problem."""
-    if batch.ndim != 4 or batch.shape[1] != 3:
-        raise ValueError(f"expected a (B, 3, H, W) batch, got shape {batch.shape}")
-    if batch.shape[2] % 8 or batch.shape[3] % 8:
-        raise ValueError(f"H and W must be multiples of 8, got {batch.shape[2]}x{batch.shape[3]}")
 
 
 def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.engine import check_batch
+from msinet.engine.base import check_batch
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe, SelfCheck
 from msinet.weights import WeightsError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msinet.engine import check_batch
-from msinet.weights import load_model
+from msinet.engine.base import check_batch
+from msinet.model_io import load_model
 
 
 class TorchEngine:

@@ -34,32 +34,30 @@ class Scorer:
 
     def __init__(self, engine: str, weights: str, size: str | None, outdir: str,
                  threads: int | None) -> None:  # fmt: skip
-        from msinet.engine import load_engine
-        from msinet.predictor import Predictor
+        from msinet.pipeline import load
 
-        self.predictor = Predictor(load_engine(engine, weights, threads), size)
+        self.pipeline = load(weights, engine=engine, size=size, threads=threads)
         self.outdir = Path(outdir)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
-        from msinet.image import ImageError, load_image
-        from msinet.postprocess import encode_png, map_to_image, to_uint8
+        from msinet.image import ImageError
 
         paths = [str(p) for p in rows["path"]]
         errors: list[str] = [""] * len(paths)
         prepared, index = [], []
         for i, data in enumerate(rows["bytes"]):
             try:
-                x, geometry = self.predictor.prepare(load_image(bytes(data)))
-                prepared.append((x, geometry))
+                image = self.pipeline.decode(bytes(data))
+                prepared.append((image, *self.pipeline.prepare(image)))
                 index.append(i)
             except (ImageError, MemoryError) as e:
                 errors[i] = str(e).replace("<bytes>", Path(paths[i]).name)
         if prepared:
-            maps = self.predictor.run([x for x, _ in prepared])
-            for i, (_, geometry), m in zip(index, prepared, maps, strict=True):
+            maps = self.pipeline.run([x for _, x, _ in prepared])
+            for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):
                 out = output_path(self.outdir, paths[i])
                 tmp = out.with_suffix(".tmp.png")
-                tmp.write_bytes(encode_png(to_uint8(map_to_image(m, geometry.original))))
+                tmp.write_bytes(self.pipeline.encode(image, self.pipeline.map_back(m, geometry)))
                 tmp.replace(out)  # atomic: an interrupted write never looks finished
         return {"path": paths, "error": errors}
 
@@ -89,7 +87,7 @@ def list_inputs(inputs: list[str]) -> list[str]:
     return uris + [str(f) for f in files]
 
 
-def score(
+def predict_files(
     inputs: list[str],
     outdir: str | Path,
     weights: str,

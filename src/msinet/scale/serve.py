@@ -20,7 +20,8 @@ from msinet.server.settings import Settings
 
 
 class RayBatcher:
-    """The `Batcher` interface over `@serve.batch`; used inside a Serve replica."""
+    """The service's batcher interface (server.batcher.BatcherLike) over `@serve.batch`; used
+    inside a Serve replica."""
 
     def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, observe=None,
                  inflight: int = 1) -> None:  # fmt: skip
@@ -53,6 +54,11 @@ class RayBatcher:
         return await asyncio.wait_for(self._predict(image), timeout)
 
 
+def ray_batcher(engine: Engine, settings: Settings, observe) -> RayBatcher:
+    s = settings
+    return RayBatcher(engine, s.max_batch_size, s.max_wait_ms, observe, s.inflight_batches)
+
+
 @dataclass(frozen=True)
 class RayOptions:
     replicas: int = 1
@@ -74,8 +80,7 @@ def build_application(settings: Settings, options: RayOptions):
 
     from msinet.server.app import create_app
 
-    settings = settings.model_copy(update={"batching": "ray"})
-    app = create_app(settings)
+    app = create_app(settings, batcher=ray_batcher)
     scaling = (
         {"autoscaling_config": {"min_replicas": options.autoscale[0],
                                 "max_replicas": options.autoscale[1],

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from msinet import __version__
 from msinet.engine import Engine
+from msinet.server.batcher import MakeBatcher, make_batcher
 from msinet.server.observability import Metrics, MetricsMiddleware
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
@@ -20,14 +21,17 @@ def error_body(status: int, message: str, **extra) -> dict:
     return {"error": {"status": status, "message": message, **extra}}
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """`engine` may be given (tests); otherwise it is loaded from the settings at start-up."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               batcher: MakeBatcher = make_batcher) -> FastAPI:  # fmt: skip
+    """`engine` may be given (tests, embedding); otherwise it is loaded from the settings at
+    start-up. `batcher` builds the batcher around the loaded engine: msinet's own by default,
+    Ray Serve's inside a Serve replica."""
     from msinet.server.routes import health, page, saliency, v2
 
     settings = settings or Settings()
     settings.api_key  # noqa: B018 - fail fast on an unset key variable
     metrics = Metrics()
-    service = SaliencyService(settings, metrics, engine)
+    service = SaliencyService(settings, metrics, engine, batcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -13,17 +13,46 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from msinet.engine import Engine
 from msinet.preprocess import batch
 
+if TYPE_CHECKING:
+    from msinet.server.settings import Settings
+
 
 class QueueFull(Exception):
     """The service is saturated; retry later."""
+
+
+class BatcherLike(Protocol):
+    """What the service needs of a batcher: this module's `Batcher`, or Ray Serve's
+    (msinet.scale.serve.RayBatcher) inside a Serve replica."""
+
+    @property
+    def depth(self) -> int: ...  # images waiting
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray: ...
+
+
+# Builds the service's batcher once its engine is loaded: (engine, settings, observe).
+MakeBatcher = Callable[[Engine, "Settings", Callable[..., None]], BatcherLike]
+
+
+def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None]) -> Batcher:
+    s = settings
+    return Batcher(engine, s.max_batch_size, s.max_wait_ms, s.max_queue, observe,
+                   s.inflight_batches)  # fmt: skip
 
 
 @dataclass

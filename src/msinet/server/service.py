@@ -12,17 +12,11 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from msinet.engine import Engine, load_engine
-from msinet.image import ImageError, ImageTooLarge, load_image
-from msinet.postprocess import (
-    colormap_lut,
-    encode_jpeg,
-    encode_png,
-    map_to_image,
-    overlay,
-    to_uint8,
-)
-from msinet.preprocess import Geometry, parse_size, preprocess
-from msinet.server.batcher import Batcher, QueueFull
+from msinet.image import ImageError, ImageTooLarge
+from msinet.pipeline import Pipeline, resolve
+from msinet.postprocess import colormap_lut
+from msinet.preprocess import Geometry
+from msinet.server.batcher import BatcherLike, MakeBatcher, QueueFull, make_batcher
 from msinet.server.observability import Metrics
 from msinet.server.settings import Settings
 
@@ -55,22 +49,15 @@ class Result:
     model_ms: float  # waiting in the batch queue + the model call
 
 
-def resolve_engine(settings: Settings) -> tuple[str, str]:
-    """(engine name, weights path) from the settings, defaults filled in."""
-    from msinet.engine import auto_engine
-    from msinet.weights import default_weights
-
-    engine = settings.engine or auto_engine(settings.weights)
-    return engine, settings.weights or str(default_weights(engine))
-
-
 class SaliencyService:
-    def __init__(self, settings: Settings, metrics: Metrics, engine: Engine | None = None):
+    def __init__(self, settings: Settings, metrics: Metrics, engine: Engine | None = None,
+                 batcher: MakeBatcher = make_batcher) -> None:  # fmt: skip
         self.settings = settings
         self.metrics = metrics
         self.engine = engine
-        self.batcher: Batcher | None = None
-        self.size: tuple[int, int] | None = None
+        self.make_batcher = batcher
+        self.batcher: BatcherLike | None = None
+        self.pipeline: Pipeline | None = None  # decode/preprocess and map back/encode
         self.ready = False
 
     async def start(self) -> None:
@@ -78,21 +65,16 @@ class SaliencyService:
         s = self.settings
         if self.ready:
             return
-        requested = self.engine.name if self.engine else resolve_engine(s)[0]
         if self.engine is None:
-            self.engine = await run_in_threadpool(load_engine, *resolve_engine(s), s.threads)
-        self.metrics.engine_loaded(self.engine, requested)
-        self.size = parse_size(s.size or tuple(self.engine.meta.training_size))
-        if s.batching == "ray":
-            from msinet.scale.serve import RayBatcher
-
-            self.batcher = RayBatcher(self.engine, s.max_batch_size, s.max_wait_ms,
-                                      self.metrics.observe, s.inflight_batches)  # fmt: skip
+            requested, weights = resolve(s.weights, s.engine)
+            self.engine = await run_in_threadpool(load_engine, requested, weights, s.threads)
         else:
-            self.batcher = Batcher(self.engine, s.max_batch_size, s.max_wait_ms, s.max_queue,
-                                   self.metrics.observe, s.inflight_batches)  # fmt: skip
+            requested = self.engine.name
+        self.metrics.engine_loaded(self.engine, requested)
+        self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
+        self.batcher = self.make_batcher(self.engine, s, self.metrics.observe)
         self.batcher.start()
-        warm = np.full((*self.size, 3), 126.0, np.float32)
+        warm = np.full((*self.size, 3), 126.0, np.float32)  # the padding colour
         await self.batcher.submit(warm, timeout=120)
         self.ready = True
 
@@ -100,6 +82,11 @@ class SaliencyService:
         self.ready = False
         if self.batcher:
             await self.batcher.stop()
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """The model's input size (H, W), once loaded."""
+        return self.pipeline.size if self.pipeline else None
 
     @property
     def model_version(self) -> str:
@@ -118,7 +105,7 @@ class SaliencyService:
 
     def _decode(self, data: bytes) -> np.ndarray:
         try:
-            return load_image(data, self.settings.max_pixels)
+            return self.pipeline.decode(data)
         except ImageTooLarge as e:
             self.metrics.rejected.labels("too_large").inc()
             raise ServiceError(413, str(e)) from e
@@ -129,7 +116,7 @@ class SaliencyService:
     def prepare(self, data: bytes) -> tuple[np.ndarray, np.ndarray, Geometry]:
         """Image bytes -> (RGB image, model input, geometry); 413/422 for bad images."""
         image = self._decode(data)
-        return image, *preprocess(image, self.size)
+        return image, *self.pipeline.prepare(image)
 
     async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Model-size map of one preprocessed image, and ms spent in queue + model."""
@@ -149,7 +136,7 @@ class SaliencyService:
     async def predict_map(self, image: np.ndarray) -> tuple[np.ndarray, Geometry, float]:
         """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
         self._require_ready()
-        x, geometry = await run_in_threadpool(preprocess, image, self.size)
+        x, geometry = await run_in_threadpool(self.pipeline.prepare, image)
         m, ms = await self.run_model(x)
         return m, geometry, ms
 
@@ -167,7 +154,7 @@ class SaliencyService:
 
     def encode(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, o: Options):
         if o.size == "original":
-            m = map_to_image(m, geometry.original)
+            m = self.pipeline.map_back(m, geometry)
         if o.format == "npy":
             import io
 
@@ -179,7 +166,6 @@ class SaliencyService:
             small = m[::step, ::step]
             return {"shape": list(small.shape), "original_shape": list(m.shape), "step": step,
                     "saliency": np.round(small, 5).tolist()}, "application/json"  # fmt: skip
-        picture = overlay(image, m, o.colormap, o.alpha) if o.overlay else to_uint8(m)
-        if o.format == "jpeg":
-            return encode_jpeg(picture), "image/jpeg"
-        return encode_png(picture), "image/png"
+        body = self.pipeline.encode(image, m, o.format, with_overlay=o.overlay,
+                                    colormap=o.colormap, alpha=o.alpha)  # fmt: skip
+        return body, f"image/{o.format}"

@@ -14,28 +14,33 @@ from msinet.image import DEFAULT_MAX_PIXELS
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSINET_")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    engine: str | None = None  # torch, onnx, onnx-int8; default: msinet.engine.auto_engine
-    weights: str | None = None  # default: the shipped model for the engine
-    threads: int | None = None  # intra-op threads per worker (default: all cores)
-    workers: int = Field(1, ge=1)  # processes, one model instance each
-    max_batch_size: int = Field(8, ge=1, le=64)
-    max_wait_ms: float = Field(10.0, ge=0)  # how long a batch waits to fill after its first image
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, description="port to listen on")
+    engine: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+        None, description="default: onnx-int8 for the shipped model, onnx for --weights"
+    )
+    weights: str | None = Field(None, description="msinet .safetensors or .onnx file "
+                                "(default: the shipped model)")  # fmt: skip
+    threads: int | None = Field(None, ge=1, description="intra-op threads per worker "
+                                "(default: all cores)")  # fmt: skip
+    workers: int = Field(1, ge=1, description="processes, one model instance each")
+    max_batch_size: int = Field(8, ge=1, le=64, description="images per model call")
+    max_wait_ms: float = Field(10.0, ge=0, description="how long a batch waits to fill after "
+                               "its first image, while another call runs")  # fmt: skip
     # model calls at once: a lone request keeps every intra-op thread; under load a second
     # call overlaps the first's serial operators and the per-request work (docs/serving.md)
-    inflight_batches: int = Field(2, ge=1, le=16)
-    max_queue: int = Field(64, ge=1)  # images waiting for the model; beyond it: 503
-    request_timeout_s: float = Field(30.0, gt=0)  # per request; beyond it: 504
-    max_upload_mb: float = Field(20.0, gt=0)
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
-    max_batch_images: int = Field(16, ge=1)  # images in one /v1/saliency:batch request
-    api_key_env: str | None = None  # name of the environment variable holding the API key
-    cors_origins: list[str] = []
-    size: str | None = None  # model input size (default: the weights' training size)
-    model_name: str = "msinet"
-    # "asyncio": msinet's own batcher; "ray": Ray Serve's @serve.batch (inside a Serve replica)
-    batching: Literal["asyncio", "ray"] = "asyncio"
+    inflight_batches: int = Field(2, ge=1, le=16, description="model calls at once")
+    max_queue: int = Field(64, ge=1, description="images waiting for the model; beyond: 503")
+    request_timeout_s: float = Field(30.0, gt=0, description="per request; beyond: 504")
+    max_upload_mb: float = Field(20.0, gt=0, description="request body; beyond: 413")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="image pixels; beyond: 413")
+    max_batch_images: int = Field(16, ge=1, description="images in one /v1/saliency:batch")
+    api_key_env: str | None = Field(None, description="require X-API-Key equal to this "
+                                    "environment variable's value")  # fmt: skip
+    cors_origins: list[str] = Field([], description="allowed CORS origins")
+    size: str | None = Field(None, description="model input HxW or preset "
+                             "(default: the weights' training size)")  # fmt: skip
+    model_name: str = Field("msinet", description="model name in the v2 (Open Inference) API")
 
     @property
     def api_key(self) -> str | None:

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from msinet.postprocess import map_to_image
 from msinet.server.routes import require_api_key, service_of, settings_of
 from msinet.server.service import ServiceError
 
@@ -107,7 +106,7 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
         if a.min() < 0 or a.max() > 255:
             raise ServiceError(422, "input image values must be within 0..255")
         m, geometry, _ = await service.predict_map(a.astype(np.uint8))
-        out = map_to_image(m, geometry.original)
+        out = service.pipeline.map_back(m, geometry)
     else:
         if inp.datatype != "FP32" or len(inp.shape) != 4 or inp.shape[1] != 3:
             raise ServiceError(422, "input images must be FP32 with shape [B, 3, H, W]")

@@ -1,0 +1,121 @@
+"""Image in, saliency map out: decode -> preprocess -> engine -> map back -> encode.
+
+The one path from an image to its map. `msinet predict`, both HTTP APIs, Ray Data scoring,
+`msinet evaluate` and the Python API (`msinet.load`) all run it; the server only puts its
+batcher between `prepare` and `map_back`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from msinet.engine import Engine
+from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+from msinet.postprocess import encode_jpeg, encode_png, map_to_image, overlay, to_uint8
+from msinet.preprocess import Geometry, batch, parse_size, preprocess
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    ImageInput = str | os.PathLike | bytes | np.ndarray | PILImage
+
+
+class Pipeline:
+    """An engine with its input size: images of any size and kind in, maps in 0..1 at each
+    image's own size out."""
+
+    def __init__(self, engine: Engine, size: str | tuple[int, int] | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:  # fmt: skip
+        self.engine = engine
+        self.size = parse_size(size if size is not None else tuple(engine.meta.training_size))
+        self.max_pixels = max_pixels
+
+    # --- the stages, in order ------------------------------------------------------------------
+
+    def decode(self, image: ImageInput) -> np.ndarray:
+        """A path, encoded bytes, a PIL image or an array -> (H, W, 3) uint8 RGB."""
+        if isinstance(image, str | os.PathLike | bytes | bytearray):
+            return load_image(image, self.max_pixels)
+        if isinstance(image, np.ndarray):
+            return as_rgb_array(image)
+        if hasattr(image, "mode") and hasattr(image, "size"):  # PIL.Image.Image
+            return to_rgb(image)
+        raise ImageError(f"not an image: {type(image).__name__} (give a path, bytes, a PIL "
+                         "image or an (H, W[, 3]) array)")  # fmt: skip
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """RGB image -> (model input (H, W, 3) float32, how to map back)."""
+        return preprocess(image, self.size)
+
+    def run(self, prepared: list[np.ndarray]) -> np.ndarray:
+        """Model-size maps (B, H, W) of prepared images, in one engine call."""
+        return self.engine.predict(batch(prepared))
+
+    @staticmethod
+    def map_back(m: np.ndarray, geometry: Geometry) -> np.ndarray:
+        """A model-size map -> the image's own size (float32, 0..1)."""
+        return map_to_image(m, geometry.original)
+
+    @staticmethod
+    def encode(image: np.ndarray, saliency: np.ndarray, fmt: str = "png", *, with_overlay=False,
+               colormap: str = "jet", alpha: float = 0.6, quality: int = 90) -> bytes:  # fmt: skip
+        """An image-size map (or its overlay on `image`) as PNG or JPEG bytes."""
+        picture = overlay(image, saliency, colormap, alpha) if with_overlay else to_uint8(saliency)
+        return encode_jpeg(picture, quality) if fmt == "jpeg" else encode_png(picture)
+
+    # --- all of it -----------------------------------------------------------------------------
+
+    def predict(self, image: ImageInput) -> np.ndarray:
+        """The saliency map of one image: (H, W) float32 in 0..1 at the image's size."""
+        return self.predict_many([image])[0]
+
+    def predict_many(self, images: list[ImageInput]) -> list[np.ndarray]:
+        """Maps of several images, computed in one engine call."""
+        prepared = [self.prepare(self.decode(im)) for im in images]
+        maps = self.run([x for x, _ in prepared])
+        return [self.map_back(m, g) for m, (_, g) in zip(maps, prepared, strict=True)]
+
+    __call__ = predict
+
+
+def as_rgb_array(a: np.ndarray) -> np.ndarray:
+    """(H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA arrays, uint8 0..255 or float 0..1."""
+    if a.ndim == 2:
+        a = a[:, :, None].repeat(3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or 0 in a.shape:
+        raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    a = a[:, :, :3]
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+        raise ImageError(f"an image array must hold finite numbers, got {a.dtype}")
+    scale = 255.0 if np.issubdtype(a.dtype, np.floating) and a.max(initial=0) <= 1.0 else 1.0
+    return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+
+
+def resolve(
+    weights: str | os.PathLike | None = None, engine: str | None = None
+) -> tuple[str, Path]:
+    """The one engine rule: (engine name, weights path). No weights: the shipped model, on the
+    fastest engine that passes the fidelity bar (int8 ONNX Runtime where installed, else
+    torch); given weights: fp32 ONNX Runtime where installed, else torch; an explicit engine
+    always wins."""
+    from msinet.engine import auto_engine
+    from msinet.weights import default_weights
+
+    name = engine or auto_engine(weights)
+    return name, Path(weights) if weights else default_weights(name)
+
+
+def load(weights: str | os.PathLike | None = None, *, engine: str | None = None,
+         size: str | tuple[int, int] | None = None, threads: int | None = None,
+         max_pixels: int = DEFAULT_MAX_PIXELS) -> Pipeline:  # fmt: skip
+    """A ready pipeline: `msinet.load().predict("photo.jpg")` is the shipped model's map."""
+    from msinet.engine import load_engine
+
+    name, path = resolve(weights, engine)
+    return Pipeline(load_engine(name, path, threads=threads), size, max_pixels)

@@ -1,0 +1,85 @@
+"""The one image -> map path and the public Python API (msinet.load)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import msinet
+from msinet import weights as W
+from msinet.image import ImageError
+from msinet.pipeline import Pipeline, resolve
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return msinet.load(threads=2)
+
+
+def test_the_engine_rule(tmp_path):
+    """One rule everywhere: shipped model -> int8 ONNX Runtime, other weights -> fp32 ONNX
+    Runtime (both where installed), an explicit engine wins."""
+    assert resolve() == ("onnx-int8", W.default_weights("onnx-int8"))
+    assert resolve(tmp_path / "w.safetensors") == ("onnx", tmp_path / "w.safetensors")
+    assert resolve(engine="torch") == ("torch", W.default_weights("torch"))
+    assert resolve(engine="onnx") == ("onnx", W.default_weights())
+
+
+def test_load_gives_the_shipped_model(pipeline):
+    assert isinstance(pipeline, Pipeline) and pipeline.engine.name == "onnx-int8"
+    assert pipeline.size == (240, 320) and pipeline.engine.meta.dataset == "osie"
+
+
+def test_paths_pil_images_and_arrays_give_the_same_map(pipeline, osie_images):
+    path = osie_images[0]
+    m = pipeline.predict(path)
+    assert m.shape == (600, 800) and m.dtype == np.float32 and 0 <= m.min() < m.max() <= 1
+    rgb = np.asarray(Image.open(path))
+    for other in (str(path), path.read_bytes(), Image.open(path), rgb, rgb / 255.0,
+                  np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])):  # fmt: skip
+        np.testing.assert_array_equal(pipeline(other), m)
+    grey = pipeline.predict(rgb[:, :, 1])
+    assert grey.shape == (600, 800)
+
+
+def test_high_saliency_falls_where_people_looked(pipeline, osie_root):
+    """On real validation images the predicted map is far higher at fixated pixels."""
+    from msinet.data.osie import OSIE
+
+    for s in OSIE(osie_root).samples("val")[:3]:
+        m = pipeline.predict(s.image)
+        fix = s.fixations.binary_map()
+        assert m[fix].mean() > 2 * m.mean()
+
+
+def test_predict_many_matches_one_by_one(pipeline, osie_images):
+    images = [np.asarray(Image.open(p)) for p in osie_images[:2]] + [np.zeros((5, 7, 3), np.uint8)]
+    many = pipeline.predict_many(images)
+    assert [m.shape for m in many] == [(600, 800), (600, 800), (5, 7)]
+    for a, b in zip(many[:2], images[:2], strict=True):
+        np.testing.assert_allclose(a, pipeline.predict(b), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 4, 2)), "must be"),
+        (np.full((4, 4, 3), np.nan), "finite"),
+        (b"not an image", "not an image"),
+        (12, "not an image: int"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors(pipeline, bad, message):
+    with pytest.raises(ImageError, match=message) as e:
+        pipeline.predict(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_encode_png_and_jpeg(pipeline, osie_images):
+    image = np.asarray(Image.open(osie_images[0]))
+    m = pipeline.predict(image)
+    import io
+
+    png = Image.open(io.BytesIO(pipeline.encode(image, m)))
+    assert png.size == (800, 600) and png.mode == "L"
+    jpeg = Image.open(io.BytesIO(pipeline.encode(image, m, "jpeg", with_overlay=True)))
+    assert jpeg.format == "JPEG" and jpeg.size == (800, 600) and jpeg.mode == "RGB"
