@@ -6,6 +6,7 @@ from PIL import Image
 
 import msinet
 from msinet import weights as W
+from msinet.engine import ENGINES
 from msinet.image import ImageError
 from msinet.pipeline import Pipeline, resolve
 
@@ -83,3 +84,17 @@ def test_encode_png_and_jpeg(pipeline, osie_images):
     assert png.size == (800, 600) and png.mode == "L"
     jpeg = Image.open(io.BytesIO(pipeline.encode(image, m, "jpeg", with_overlay=True)))
     assert jpeg.format == "JPEG" and jpeg.size == (800, 600) and jpeg.mode == "RGB"
+
+
+@pytest.fixture(scope="module")
+def fp32_map(osie_images):
+    return msinet.load(engine="onnx", threads=2).predict(osie_images[0])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_through_the_public_api(engine, osie_images, fp32_map):
+    model = msinet.load(engine=engine, threads=2)
+    assert model.engine.meta.dataset == "osie"
+    m = model.predict(osie_images[0])
+    assert m.shape == fp32_map.shape
+    assert np.corrcoef(m.ravel(), fp32_map.ravel())[0, 1] >= 0.995

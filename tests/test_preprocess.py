@@ -119,5 +119,13 @@ def test_overlay_and_uint8():
     assert to_uint8(sal)[0, 0] == 0 and to_uint8(sal)[3, 3] == 255
     blended = overlay(image, sal, "jet", 0.5)
     assert blended.shape == (4, 4, 3) and np.array_equal(blended[0, 0], image[0, 0])
+    # where saliency is high the heat colour shows (jet's top is red); where low, the image
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - 40) ** 2 + (xx - 20) ** 2) / (2 * 6.0**2))
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    change = np.abs(overlay(grey, blob, "jet", 0.6).astype(int) - grey).sum(axis=2)
+    assert change[blob > 0.8].mean() > 3 * change[blob < 0.05].mean()
+    peak = overlay(grey, blob, "jet", 0.6)[40, 20]
+    assert peak[0] > peak[2] + 30  # red over blue at the most salient pixel
     with pytest.raises(ValueError, match="unknown colormap"):
         overlay(image, sal, "not-a-map")

@@ -160,7 +160,7 @@ def test_batch_endpoint_isolates_a_bad_image(client, jpeg_bytes):
         assert png(base64.b64decode(results[k]["data"])).shape == (600, 800)
 
 
-def test_v2_protocol(client):
+def test_v2_protocol(client, engine):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200
     meta = client.get("/v2/models/msinet").json()
@@ -180,6 +180,8 @@ def test_v2_protocol(client):
     }
     out = client.post("/v2/models/msinet/infer", json=body).json()["outputs"][0]
     assert out["shape"] == [30, 40] and len(out["data"]) == 1200 and out["datatype"] == "FP32"
+    expected = Pipeline(engine).predict(img.astype(np.uint8))  # the same map as the CLI's
+    np.testing.assert_allclose(np.reshape(out["data"], (30, 40)), expected, atol=1e-5)
     x = (np.random.default_rng(1).random((2, 3, 64, 96)) * 255).round(2)
     body = {
         "inputs": [
@@ -193,6 +195,8 @@ def test_v2_protocol(client):
     }
     out = client.post("/v2/models/msinet/infer", json=body).json()["outputs"][0]
     assert out["shape"] == [2, 64, 96]
+    expected = engine.predict(x.astype(np.float32))  # preprocessed input: the engine's maps
+    np.testing.assert_allclose(np.reshape(out["data"], (2, 64, 96)), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -368,6 +372,26 @@ def test_idle_model_starts_at_once_and_a_busy_one_lets_batches_fill(engine):
 
     assert asyncio.run(go()) == [1]
     assert slow.calls == [1, 2]
+
+
+def test_an_abandoned_image_is_never_computed(engine):
+    """A caller that gave up (504) while its image waited leaves nothing for the model to do:
+    the model sees the running image and the next live one, never the abandoned one."""
+    slow = SlowEngine(engine, 0.5)
+
+    async def go():
+        b = Batcher(slow, max_batch_size=1, max_wait_ms=0, max_queue=16, inflight=1)
+        b.start()
+        running = asyncio.create_task(b.submit(SMALL_INPUT, 30))
+        await asyncio.sleep(0.05)  # the model is busy with the first image (0.5 s)
+        with pytest.raises(TimeoutError):
+            await b.submit(SMALL_INPUT + 1, 0.1)  # gives up while queued
+        live = asyncio.create_task(b.submit(SMALL_INPUT + 2, 30))
+        await asyncio.gather(running, live)
+        await b.stop()
+
+    asyncio.run(go())
+    assert slow.calls == [1, 1]  # 3 images submitted, 2 computed
 
 
 @pytest.mark.parametrize("inflight", [1, 3])
