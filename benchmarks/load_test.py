@@ -32,8 +32,7 @@ import numpy as np
 
 from msinet.bench import calls_per_s, median_seconds
 from msinet.engine import load_engine
-from msinet.pipeline import resolve
-from msinet.preprocess import batch
+from msinet.pipeline import Pipeline, resolve
 from msinet.server.observability import Metrics
 from msinet.server.service import Options, SaliencyService
 from msinet.server.settings import Settings
@@ -55,16 +54,16 @@ class Offline:
         settings = Settings(engine=engine, threads=threads)
         self.service = SaliencyService(settings, Metrics())
         self.engine = load_engine(*resolve(settings.weights, settings.engine), settings.threads)
-        self.service.size = tuple(self.engine.meta.training_size)
+        self.service.pipeline = Pipeline(self.engine, settings.size, settings.max_pixels)
         prepared = [self.service.prepare(d) for d in images]
         inputs = [x for _, x, _ in prepared]
         # the maps once: each round re-times only the per-image work around the model
-        maps = [self.engine.predict(batch([x]))[0] for x in inputs]
+        maps = [self.engine.predict(x[None])[0] for x in inputs]
         self.cases = [
             (d, image, geometry, m)
             for d, (image, _, geometry), m in zip(images, prepared, maps, strict=True)
         ]
-        self.one, self.four = batch(inputs[:1]), batch(inputs[:4])
+        self.one, self.four = np.stack(inputs[:1]), np.stack(inputs[:4])
 
     def measure(self, seconds: float) -> dict[str, float]:
         def one():

@@ -98,10 +98,21 @@ def test_mit1003_layout_and_stray_file(tmp_path):
     assert [s.name for s in val] == [all_[i].name for i in idx[8:]]
 
 
-def test_mit1003_official_split_sizes():
-    idx = official_permutation(1003)
-    assert len(idx[:803]) == 803 and len(idx[803:]) == 200
-    assert idx[0] == np.arange(1003)[np.random.RandomState(42).permutation(1003)][0]
+def test_mit1003_loader_gives_the_official_split_of_1003_images(tmp_path):
+    """Through the loader: 803/200, disjoint, stable across opens, and the official indices
+    (RandomState(42).shuffle over the sorted stems)."""
+    make_mit1003(tmp_path, n=1003)
+    ds = open_dataset("mit1003", tmp_path)
+    train, val = ds.samples("train"), ds.samples("val")
+    assert len(train) == 803 and len(val) == 200
+    names = [s.name for s in ds.samples()]
+    assert not {s.name for s in train} & {s.name for s in val}
+    assert {s.name for s in train} | {s.name for s in val} == set(names)
+    order = np.arange(1003)
+    np.random.RandomState(42).shuffle(order)
+    assert [s.name for s in val] == [names[i] for i in order[803:]]
+    again = open_dataset("mit1003", tmp_path).samples("val")
+    assert [s.name for s in again] == [s.name for s in val]
 
 
 def test_cat2000_layout_split_stratified(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from msinet import metrics as M
+from msinet import metrics
 from msinet.baselines import spectral_residual
 from msinet.data.osie import OSIE
 from msinet.image import load_image
@@ -14,7 +14,6 @@ if not hasattr(np, "trapz"):
     np.trapz = np.trapezoid
 
 from pysaliency import metrics as P  # noqa: E402
-from pysaliency.roc import general_roc  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +29,47 @@ def cases(osie_root):
 def test_nss_per_fixation(cases):
     for sal, fix, _ in cases:
         ref = P.NSS(sal, fix.xs.astype(int), fix.ys.astype(int)).mean()
-        assert M.pysaliency_nss(sal, fix.xs, fix.ys) == pytest.approx(ref, abs=1e-6)
+        assert metrics.pysaliency_nss(sal, fix.xs, fix.ys) == pytest.approx(ref, abs=1e-6)
 
 
 def test_cc_sim_kld(cases):
     for sal, _, den in cases:
-        assert M.cc(sal, den) == pytest.approx(P.CC(sal, den), abs=1e-6)
-        assert M.pysaliency_sim(sal, den) == pytest.approx(P.SIM(sal, den), abs=1e-6)
-        assert M.pysaliency_kld(sal, den) == pytest.approx(P.MIT_KLDiv(sal, den), abs=1e-6)
+        assert metrics.cc(sal, den) == pytest.approx(P.CC(sal, den), abs=1e-6)
+        assert metrics.pysaliency_sim(sal, den) == pytest.approx(P.SIM(sal, den), abs=1e-6)
+        assert metrics.pysaliency_kld(sal, den) == pytest.approx(P.MIT_KLDiv(sal, den), abs=1e-6)
         # on non-negative maps the MIT KLD is the same number
-        assert M.kld(sal, den) == pytest.approx(P.MIT_KLDiv(sal, den), abs=1e-6)
+        assert metrics.kld(sal, den) == pytest.approx(P.MIT_KLDiv(sal, den), abs=1e-6)
 
 
-def test_auc_all_pixels_and_shuffled(cases):
+class SavedMaps(pysaliency.SaliencyMapModel):
+    """Our maps, handed to pysaliency's own model-level metrics."""
+
+    def __init__(self, maps):
+        super().__init__(caching=False)
+        self.maps = maps
+
+    def _saliency_map(self, stimulus):
+        return next(m for m in self.maps if m.shape == stimulus.shape[:2] and
+                    np.array_equal(m[:2, :2], stimulus[:2, :2, 0]))  # fmt: skip
+
+
+def test_auc_and_shuffled_auc_against_pysaliency_models(cases):
+    """pysaliency's own AUC (uniform non-fixations: all pixels) and sAUC (non-fixations: the
+    other images' fixations), per image, through its SaliencyMapModel API."""
+    maps = [sal.astype(np.float64) for sal, _, _ in cases]
+    # the stimulus carries its map in its first channel so the model finds it
+    stimuli = pysaliency.Stimuli([np.dstack([m, m, m]) for m in maps])
+    xs = np.concatenate([fix.xs for _, fix, _ in cases])
+    ys = np.concatenate([fix.ys for _, fix, _ in cases])
+    ns = np.concatenate([np.full(len(fix.xs), k) for k, (_, fix, _) in enumerate(cases)])
+    fixations = pysaliency.Fixations.create_without_history(xs, ys, ns)
+    model = SavedMaps(maps)
+    auc = model.AUC_per_image(stimuli, fixations, nonfixations="uniform")
+    sauc = model.AUC_per_image(stimuli, fixations, nonfixations="shuffled")
     for k, (sal, fix, _) in enumerate(cases):
-        pos = sal[fix.ys.astype(int), fix.xs.astype(int)]
-        ref, _, _ = general_roc(pos.astype(float), sal.ravel().astype(float))
-        assert M.pysaliency_auc(sal, fix.xs, fix.ys) == pytest.approx(ref, abs=1e-6)
-        other = cases[(k + 1) % len(cases)][1]
-        neg = sal[other.ys.astype(int), other.xs.astype(int)]
-        ref, _, _ = general_roc(pos.astype(float), neg.astype(float))
-        assert M.pysaliency_sauc(sal, fix.xs, fix.ys, other.xs, other.ys) == pytest.approx(
-            ref, abs=1e-6
-        )
+        assert metrics.pysaliency_auc(sal, fix.xs, fix.ys) == pytest.approx(auc[k], abs=1e-6)
+        others = [c[1] for j, c in enumerate(cases) if j != k]
+        ox = np.concatenate([o.xs for o in others])
+        oy = np.concatenate([o.ys for o in others])
+        ours = metrics.pysaliency_sauc(sal, fix.xs, fix.ys, ox, oy)
+        assert ours == pytest.approx(sauc[k], abs=1e-6)

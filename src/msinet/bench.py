@@ -95,7 +95,7 @@ def worker(engine: str, weights: str, images: list[str], runs: int, threads: int
 
 
 def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, float]:
-    from msinet import metrics as M
+    from msinet import metrics
     from msinet.postprocess import map_to_image
 
     ccs, diffs, dnss = [], [], []
@@ -104,7 +104,7 @@ def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, floa
         diffs.append(np.abs(m - r).max())
         f = s.fixations.binary_map()
         a, b = map_to_image(m, f.shape), map_to_image(r, f.shape)
-        dnss.append(M.nss(a, f) - M.nss(b, f))
+        dnss.append(metrics.nss(a, f) - metrics.nss(b, f))
     return {"cc_min": float(np.min(ccs)), "cc_mean": float(np.mean(ccs)),
             "max_abs_diff": float(np.max(diffs)), "nss_change_mean": float(np.mean(dnss)),
             "nss_change_mean_abs": float(abs(np.mean(dnss))),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from msinet import metrics as M
+from msinet import metrics as sal_metrics
 from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
 from msinet.data import Sample
 from msinet.data.fixations import Fixations
@@ -65,33 +65,35 @@ def score_map(
 ) -> dict[str, float]:
     """Every requested metric for one prediction (of any size) against one image's truth."""
     shape = gt.fixations.shape
-    s = M.to_shape(saliency, shape)
+    s = sal_metrics.to_shape(saliency, shape)
     f, fm, d = gt.fixations, gt.fixation_map, gt.density
     out = {}
     for name in metrics:
         if convention == "mit":
             fn: Callable[[], float] = {
-                "AUC-Judd": lambda: M.auc_judd(s, fm, seed=seed),
-                "AUC-Borji": lambda: M.auc_borji(s, fm, seed=seed),
-                "sAUC": lambda: M.auc_shuffled(s, fm, gt.other_union, seed=seed),
-                "NSS": lambda: M.nss(s, fm),
-                "CC": lambda: M.cc(s, d),
-                "KLD": lambda: M.kld(s, d),
-                "SIM": lambda: M.sim(s, d),
-                "EMD": lambda: M.emd(s, d),
-                "IG": lambda: M.information_gain(s, fm, gt.baseline),
+                "AUC-Judd": lambda: sal_metrics.auc_judd(s, fm, seed=seed),
+                "AUC-Borji": lambda: sal_metrics.auc_borji(s, fm, seed=seed),
+                "sAUC": lambda: sal_metrics.auc_shuffled(s, fm, gt.other_union, seed=seed),
+                "NSS": lambda: sal_metrics.nss(s, fm),
+                "CC": lambda: sal_metrics.cc(s, d),
+                "KLD": lambda: sal_metrics.kld(s, d),
+                "SIM": lambda: sal_metrics.sim(s, d),
+                "EMD": lambda: sal_metrics.emd(s, d),
+                "IG": lambda: sal_metrics.information_gain(s, fm, gt.baseline),
             }[name]
         elif convention == "pysaliency":
             fn = {
-                "AUC-Judd": lambda: M.pysaliency_auc(s, f.xs, f.ys),
-                "AUC-Borji": lambda: M.auc_borji(s, fm, seed=seed),
-                "sAUC": lambda: M.pysaliency_sauc(s, f.xs, f.ys, gt.other.xs, gt.other.ys),
-                "NSS": lambda: M.pysaliency_nss(s, f.xs, f.ys),
-                "CC": lambda: M.cc(s, d),
-                "KLD": lambda: M.pysaliency_kld(s, d),
-                "SIM": lambda: M.pysaliency_sim(s, d),
-                "EMD": lambda: M.emd(s, d),
-                "IG": lambda: M.pysaliency_information_gain(s, f.xs, f.ys, gt.baseline),
+                "AUC-Judd": lambda: sal_metrics.pysaliency_auc(s, f.xs, f.ys),
+                "AUC-Borji": lambda: sal_metrics.auc_borji(s, fm, seed=seed),
+                "sAUC": lambda: sal_metrics.pysaliency_sauc(
+                    s, f.xs, f.ys, gt.other.xs, gt.other.ys
+                ),
+                "NSS": lambda: sal_metrics.pysaliency_nss(s, f.xs, f.ys),
+                "CC": lambda: sal_metrics.cc(s, d),
+                "KLD": lambda: sal_metrics.pysaliency_kld(s, d),
+                "SIM": lambda: sal_metrics.pysaliency_sim(s, d),
+                "EMD": lambda: sal_metrics.emd(s, d),
+                "IG": lambda: sal_metrics.pysaliency_information_gain(s, f.xs, f.ys, gt.baseline),
             }[name]
         else:
             raise ValueError(f"unknown convention {convention!r}; use one of {CONVENTIONS}")
@@ -306,7 +308,7 @@ def render_figure(
 
     fig, axes = plt.subplots(len(rows), 4, figsize=(16, 3.2 * len(rows)), squeeze=False)
     for ax_row, (sample, image, density, saliency) in zip(axes, rows, strict=True):
-        s = M.minmax(M.to_shape(saliency, image.shape[:2]))
+        s = sal_metrics.minmax(sal_metrics.to_shape(saliency, image.shape[:2]))
         panels = [
             (image, f"{sample.name}"),
             (density, "ground truth (density + fixations)"),

@@ -16,7 +16,7 @@ import numpy as np
 from msinet.engine import Engine
 from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
 from msinet.postprocess import encode_jpeg, encode_png, map_to_image, overlay, to_uint8
-from msinet.preprocess import Geometry, batch, parse_size, preprocess
+from msinet.preprocess import Geometry, parse_size, preprocess
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -48,12 +48,13 @@ class Pipeline:
                          "image or an (H, W[, 3]) array)")  # fmt: skip
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Geometry]:
-        """RGB image -> (model input (H, W, 3) float32, how to map back)."""
-        return preprocess(image, self.size)
+        """RGB image -> (model input (3, H, W) float32, the engine's layout; how to map back)."""
+        x, geometry = preprocess(image, self.size)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)), geometry
 
     def run(self, prepared: list[np.ndarray]) -> np.ndarray:
         """Model-size maps (B, H, W) of prepared images, in one engine call."""
-        return self.engine.predict(batch(prepared))
+        return self.engine.predict(np.stack(prepared))
 
     @staticmethod
     def map_back(m: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from msinet import metrics as M
+from msinet import metrics
 from msinet.config import TrainConfig
 from msinet.data import Sample, open_dataset
 from msinet.image import load_image
@@ -127,7 +127,7 @@ def load_optimizer(opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parame
 
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
-        self.c = config
+        self.config = config
         if config.phase not in ("head", "full"):
             raise ValueError(f"phase must be head or full, got {config.phase!r}")
         if config.threads:
@@ -148,14 +148,16 @@ class Trainer:
     # --- setup -------------------------------------------------------------------------------
 
     def _model_and_optimizer(self, resume: bool):
-        model = load_model(self.out / "last.safetensors") if resume else initial_model(self.c.init)
-        trained = model.parameters() if self.c.phase == "full" else self._head_params(model)
+        model = (
+            load_model(self.out / "last.safetensors") if resume else initial_model(self.config.init)
+        )
+        trained = model.parameters() if self.config.phase == "full" else self._head_params(model)
         trained = list(trained)
         for p in model.parameters():
             p.requires_grad_(False)
         for p in trained:
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(trained, lr=self.c.lr, weight_decay=self.c.weight_decay)
+        opt = torch.optim.AdamW(trained, lr=self.config.lr, weight_decay=self.config.weight_decay)
         if resume:
             load_optimizer(opt, dict(model.named_parameters()), self.out / "last-optim.safetensors")
         return model, opt
@@ -168,13 +170,13 @@ class Trainer:
         """Training inputs (features or images, with flips) and validation inputs."""
         train = build_arrays(self.train_samples, self.size, self.dataset.sigma)
         val = build_arrays(self.val_samples, self.size, self.dataset.sigma)
-        if self.c.flip:
+        if self.config.flip:
             train = with_flips(train)
-        if self.c.phase == "full":
+        if self.config.phase == "full":
             return train, train.images, val, val.images
         cache = self.out / "cache"
         names = [s.name for s in self.train_samples], [s.name for s in self.val_samples]
-        key = fingerprint(model, self.c.dataset, self.size, self.c.flip, names)
+        key = fingerprint(model, self.config.dataset, self.size, self.config.flip, names)
         train_x = encode(model, train.images, cache / f"train-{key}.safetensors")
         val_x = encode(model, val.images, cache / f"val-{key}.safetensors")
         return train, train_x, val, val_x
@@ -182,23 +184,27 @@ class Trainer:
     # --- steps -------------------------------------------------------------------------------
 
     def _forward(self, model: MSINet, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.c.bf16):
-            raw = model.forward_head(x.float()) if self.c.phase == "head" else model.forward_raw(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+            raw = (
+                model.forward_head(x.float())
+                if self.config.phase == "head"
+                else model.forward_raw(x)
+            )
         return normalize_minmax(raw.float(), model.config.eps)
 
     def _loss(self, pred: torch.Tensor, maps: torch.Tensor, fix: torch.Tensor) -> torch.Tensor:
         loss = kld_loss(maps, pred)
-        if self.c.cc_weight:
-            loss = loss + self.c.cc_weight * cc_loss(maps, pred)
-        if self.c.nss_weight:
-            loss = loss + self.c.nss_weight * nss_loss(fix, pred)
+        if self.config.cc_weight:
+            loss = loss + self.config.cc_weight * cc_loss(maps, pred)
+        if self.config.nss_weight:
+            loss = loss + self.config.nss_weight * nss_loss(fix, pred)
         return loss
 
     def _order(self, epoch: int, n_images: int) -> torch.Tensor:
         """The epoch's sample order and flips, a function of (seed, epoch) only: resumable."""
-        g = torch.Generator().manual_seed(self.c.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         order = torch.randperm(n_images, generator=g)
-        if not self.c.flip:
+        if not self.config.flip:
             return order
         return order * 2 + torch.randint(0, 2, (n_images,), generator=g)
 
@@ -216,9 +222,9 @@ class Trainer:
             pred = self._forward(model, val_x[i : i + 1])
             losses.append(float(self._loss(pred, val.maps[i : i + 1], val.fixations[i : i + 1])))
             s = map_to_image(pred[0, 0].numpy(), fmap.shape)  # the image's own size
-            nss.append(M.nss(s, fmap))
-            cc.append(M.cc(s, density))
-            auc.append(M.auc_judd(s, fmap, seed=i))
+            nss.append(metrics.nss(s, fmap))
+            cc.append(metrics.cc(s, density))
+            auc.append(metrics.auc_judd(s, fmap, seed=i))
         return {
             "val_loss": float(np.mean(losses)),
             "NSS": float(np.nanmean(nss)),
@@ -230,11 +236,11 @@ class Trainer:
         return WeightsMeta.from_config(
             model.config,
             training_size=self.size,
-            dataset=self.c.dataset,
-            version=self.c.version,
-            description=f"MSI-Net trained by msinet ({self.c.phase} phase)",
+            dataset=self.config.dataset,
+            version=self.config.version,
+            description=f"MSI-Net trained by msinet ({self.config.phase} phase)",
             extra={**{k: f"{v:.6g}" for k, v in scores.items()}, "epoch": str(epoch),
-                   **self.c.extra},
+                   **self.config.extra},
         )  # fmt: skip
 
     # --- the loop ----------------------------------------------------------------------------
@@ -252,24 +258,25 @@ class Trainer:
             if not state_path.is_file():
                 raise FileNotFoundError(f"nothing to resume in {self.out}")
             state = json.loads(state_path.read_text())
-            if state["config"] != asdict(self.c) | {"epochs": state["config"]["epochs"]}:
+            if state["config"] != asdict(self.config) | {"epochs": state["config"]["epochs"]}:
                 raise ValueError("--resume with a different configuration than the run's")
         model, opt = self._model_and_optimizer(resume)
         train, train_x, val, val_x = self._inputs(model)
         n_images = len(self.train_samples)
         stale = state.get("stale", 0)
-        if self.c.patience and stale >= self.c.patience:
+        if self.config.patience and stale >= self.config.patience:
             return state["history"]  # the run had already stopped early
-        for epoch in range(state["epoch"] + 1, self.c.epochs + 1):
+        for epoch in range(state["epoch"] + 1, self.config.epochs + 1):
             for group in opt.param_groups:
-                group["lr"] = self.c.lr * self.c.lr_decay ** (epoch - 1)
+                group["lr"] = self.config.lr * self.config.lr_decay ** (epoch - 1)
             model.train()
             order = self._order(epoch, n_images)
             batches = [
-                order[i : i + self.c.batch_size] for i in range(0, n_images, self.c.batch_size)
+                order[i : i + self.config.batch_size]
+                for i in range(0, n_images, self.config.batch_size)
             ]
             total, start = 0.0, time.perf_counter()
-            bar = tqdm(batches, desc=f"epoch {epoch}/{self.c.epochs}", unit="batch",
+            bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
                        disable=not progress)  # fmt: skip
             for k, idx in enumerate(bar, start=1):
                 pred = self._forward(model, train_x[idx])
@@ -291,13 +298,13 @@ class Trainer:
                 save_model(model, self.out / "best.safetensors", self._meta(model, epoch, scores))
             else:
                 stale += 1
-            state["epoch"], state["stale"], state["config"] = epoch, stale, asdict(self.c)
+            state["epoch"], state["stale"], state["config"] = epoch, stale, asdict(self.config)
             state_path.write_text(json.dumps(state, indent=2))
             self._write_log(state["history"])
             if progress:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in scores.items()))  # fmt: skip
-            if self.c.patience and stale >= self.c.patience:
+            if self.config.patience and stale >= self.config.patience:
                 break
         return state["history"]
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from msinet.engine import Engine
-from msinet.preprocess import batch
 from msinet.server.settings import Settings
 
 
@@ -35,7 +34,7 @@ class RayBatcher:
         async def predict(images: list[np.ndarray]) -> list[np.ndarray]:
             start = time.perf_counter()
             maps = await asyncio.get_running_loop().run_in_executor(
-                self.executor, engine.predict, batch(images)
+                self.executor, engine.predict, np.stack(images)
             )
             observe(batch_size=len(images), inference_s=time.perf_counter() - start)
             return list(maps)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from msinet.engine import Engine
-from msinet.preprocess import batch
 
 if TYPE_CHECKING:
     from msinet.server.settings import Settings
@@ -57,7 +56,7 @@ def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None
 
 @dataclass
 class Job:
-    image: np.ndarray  # (H, W, 3) float32 preprocessed
+    image: np.ndarray  # (3, H, W) float32 model input (Pipeline.prepare)
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -139,7 +138,7 @@ class Batcher:
             start = time.perf_counter()
             try:
                 maps = await loop.run_in_executor(
-                    self.executor, self.engine.predict, batch([j.image for j in group])
+                    self.executor, self.engine.predict, np.stack([j.image for j in group])
                 )
             except Exception as e:  # the model failed: every caller in the batch hears it
                 for j in group:

@@ -74,7 +74,7 @@ class SaliencyService:
         self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
         self.batcher = self.make_batcher(self.engine, s, self.metrics.observe)
         self.batcher.start()
-        warm = np.full((*self.size, 3), 126.0, np.float32)  # the padding colour
+        warm = np.full((3, *self.size), 126.0, np.float32)  # the padding colour
         await self.batcher.submit(warm, timeout=120)
         self.ready = True
 
@@ -97,9 +97,9 @@ class SaliencyService:
         if not self.ready or self.batcher is None:
             raise ServiceError(503, "model is not ready yet", {"Retry-After": "5"})
 
-    def _check_options(self, o: Options) -> None:
+    def _check_options(self, opts: Options) -> None:
         try:
-            colormap_lut(o.colormap)
+            colormap_lut(opts.colormap)
         except ValueError as e:
             raise ServiceError(422, str(e)) from e
 
@@ -140,32 +140,32 @@ class SaliencyService:
         m, ms = await self.run_model(x)
         return m, geometry, ms
 
-    async def saliency(self, data: bytes, o: Options) -> Result:
-        if o.overlay and o.size != "original":
+    async def saliency(self, data: bytes, opts: Options) -> Result:
+        if opts.overlay and opts.size != "original":
             raise ServiceError(422, "overlay needs size=original")
-        self._check_options(o)
+        self._check_options(opts)
         self._require_ready()
         # one thread hop per side of the model: each hop costs the event loop a round trip
         image, x, geometry = await run_in_threadpool(self.prepare, data)
         m, model_ms = await self.run_model(x)
-        body, media = await run_in_threadpool(self.encode, image, m, geometry, o)
-        shape = geometry.original if o.size == "original" else self.size
+        body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
+        shape = geometry.original if opts.size == "original" else self.size
         return Result(body, media, shape, model_ms)
 
-    def encode(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, o: Options):
-        if o.size == "original":
+    def encode(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, opts: Options):
+        if opts.size == "original":
             m = self.pipeline.map_back(m, geometry)
-        if o.format == "npy":
+        if opts.format == "npy":
             import io
 
             buf = io.BytesIO()
             np.save(buf, m.astype(np.float32), allow_pickle=False)
             return buf.getvalue(), "application/x-npy"
-        if o.format == "json":
-            step = max(1, int(np.ceil(max(m.shape) / o.json_max_side)))
+        if opts.format == "json":
+            step = max(1, int(np.ceil(max(m.shape) / opts.json_max_side)))
             small = m[::step, ::step]
             return {"shape": list(small.shape), "original_shape": list(m.shape), "step": step,
                     "saliency": np.round(small, 5).tolist()}, "application/json"  # fmt: skip
-        body = self.pipeline.encode(image, m, o.format, with_overlay=o.overlay,
-                                    colormap=o.colormap, alpha=o.alpha)  # fmt: skip
-        return body, f"image/{o.format}"
+        body = self.pipeline.encode(image, m, opts.format, with_overlay=opts.overlay,
+                                    colormap=opts.colormap, alpha=opts.alpha)  # fmt: skip
+        return body, f"image/{opts.format}"

@@ -86,12 +86,12 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[bytes
         }
     },
 )
-async def saliency(request: Request, o: Annotated[Options, Depends(options)]) -> Response:
+async def saliency(request: Request, opts: Annotated[Options, Depends(options)]) -> Response:
     """Saliency map of one image: PNG (8-bit map), JPEG, NPY (float32) or JSON (downsampled
     floats); `overlay=true` blends a heat map over the image instead."""
     (data,) = await uploaded_images(request, "image", 1)
     service = service_of(request)
-    result = await service.saliency(data, o)
+    result = await service.saliency(data, opts)
     headers = {
         "X-Model-Name": settings_of(request).model_name,
         "X-Model-Version": service.model_version,
@@ -107,13 +107,13 @@ async def saliency(request: Request, o: Annotated[Options, Depends(options)]) ->
 @router.post("/saliency:batch", openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"images": {
         "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})  # fmt: skip
-async def saliency_batch(request: Request, o: Annotated[Options, Depends(options)]) -> dict:
+async def saliency_batch(request: Request, opts: Annotated[Options, Depends(options)]) -> dict:
     """Several images (multipart fields `images`): one result per image, in order. A bad image
     gets its own error entry; the others still succeed. Binary results come base64-encoded."""
     settings = settings_of(request)
     images = await uploaded_images(request, "images", settings.max_batch_images)
     service = service_of(request)
-    results = await asyncio.gather(*(service.saliency(d, o) for d in images),
+    results = await asyncio.gather(*(service.saliency(d, opts) for d in images),
                                    return_exceptions=True)  # fmt: skip
     out = []
     for r in results:

@@ -113,9 +113,7 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
         if inp.shape[2] % 8 or inp.shape[3] % 8:
             raise ServiceError(422, "input images: H and W must be multiples of 8")
         a = _array(inp, np.float32, max_pixels)
-        results = await asyncio.gather(
-            *(service.run_model(np.ascontiguousarray(x.transpose(1, 2, 0))) for x in a)
-        )
+        results = await asyncio.gather(*(service.run_model(x) for x in a))  # (3, H, W) each
         out = np.stack([m for m, _ in results])
     return {
         "model_name": name,
