@@ -42,8 +42,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from msinet.postprocess import colormap_lut
     from msinet.weights import WeightsError
 
-    if args.batch_size < 1:
-        return fail("--batch-size must be >= 1")
     try:
         colormap_lut(args.colormap)
         if args.ray:
@@ -52,7 +50,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         max_pixels=args.max_pixels)  # fmt: skip
     except (ValueError, WeightsError) as e:
         return fail(str(e))
-    files, failures = find_images(args.inputs)
+    files, problems = find_images(args.inputs)
+    failures = [f"{spec}: {reason}" for spec, reason in problems]
     names = output_names(files)
     outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +64,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     image = pipeline.decode(f)
                     loaded.append((f, image, *pipeline.prepare(image)))
                 except (ImageError, MemoryError) as e:
-                    failures.append((str(f), str(e)))
+                    failures.append(str(e) if isinstance(e, ImageError) else f"{f}: {e}")
                     bar.update(1)
             if not loaded:
                 continue
@@ -81,8 +80,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 written += 1
                 bar.update(1)
     print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
-    for name, reason in failures:
-        print(f"msinet: skipped {name}: {reason}", file=sys.stderr)
+    for message in failures:
+        print(f"msinet: skipped {message}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -337,16 +336,64 @@ def add_flags(parser: argparse.ArgumentParser, config, skip: tuple[str, ...] = (
                             **extra)  # fmt: skip
 
 
+class Defaults(argparse.HelpFormatter):
+    """--help shows every option's default (unless its help already says it, or it is unset)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", Defaults)
+        super().__init__(*args, **kwargs)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {value}")
+    return value
+
+
+# Optional dependencies: the module a command needs -> the extra that installs it.
+EXTRAS = {"torch": "torch", "onnxruntime": "onnx", "onnx": "onnx", "fastapi": "serve",
+          "uvicorn": "serve", "starlette": "serve", "multipart": "serve",
+          "prometheus_client": "serve", "pydantic_settings": "serve", "pydantic": "serve",
+          "ray": "ray", "ot": "eval", "cv2": "eval", "tensorboard": "official"}  # fmt: skip
+
+
+def missing_extra(e: ModuleNotFoundError) -> str | None:
+    top = (e.name or "").partition(".")[0]
+    extra = EXTRAS.get(top)
+    return f"{top} is not installed; pip install 'msinet[{extra}]'" if extra else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
-    parser = argparse.ArgumentParser(prog="msinet", description="MSI-Net saliency prediction")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("predict", help="saliency maps for images, folders or globs")
     p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
-    p.add_argument("--weights", metavar="FILE", help="msinet .safetensors (default: shipped)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for <stem>.png maps (and overlays); made if missing")  # fmt: skip
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="msinet .safetensors or .onnx file (default: the shipped model)",
+    )
     p.add_argument(
         "--engine",
         choices=ENGINES,
@@ -356,13 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
-    p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity at peak saliency")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--alpha", type=unit_float, default=0.6,
+                   help="overlay opacity at peak saliency, 0..1")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=1, help="images per model call")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse larger images (read from the header, before decoding)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", action="store_true", help="score with Ray Data (msinet[ray])")
-    p.add_argument("--actors", type=int, default=1, help="--ray: engine actors")
+    p.add_argument("--actors", type=positive_int, default=1, help="--ray: engine actors")
     p.set_defaults(func=cmd_predict)
 
     from msinet.data import DATASETS
@@ -462,7 +511,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as e:
+        message = missing_extra(e)
+        if message is None:
+            raise
+        return fail(message)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
 
 
 if __name__ == "__main__":

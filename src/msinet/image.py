@@ -56,42 +56,43 @@ def load_image(
 ) -> np.ndarray:
     """Decode a file path or encoded bytes into an (H, W, 3) uint8 RGB array, upright.
 
-    The pixel cap is checked from the header before any pixel is decoded.
+    The pixel cap is checked from the header before any pixel is decoded. Errors name a file
+    path once ("x.jpg: not an image ..."); for bytes they say just what is wrong.
     """
-    name = "<bytes>" if isinstance(source, bytes | bytearray) else str(source)
     if isinstance(source, bytes | bytearray):
+        prefix = ""
         if not source:
             raise ImageError("empty input: zero bytes")
         fp: io.BytesIO | Path = io.BytesIO(source)
     else:
-        fp = Path(source)
+        fp, prefix = Path(source), f"{source}: "
         if not fp.is_file():
-            raise ImageError(f"{name}: no such file")
+            raise ImageError(f"{prefix}no such file")
         if fp.stat().st_size == 0:
-            raise ImageError(f"{name}: empty file (zero bytes)")
+            raise ImageError(f"{prefix}empty file (zero bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
             if img.format not in FORMATS:
-                raise ImageError(f"{name}: unsupported image format {img.format}")
+                raise ImageError(f"{prefix}unsupported image format {img.format}")
             w, h = img.size
             if w < 1 or h < 1:
-                raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+                raise ImageError(f"{prefix}image has no pixels ({w}x{h})")
             if w * h > max_pixels:
                 raise ImageTooLarge(
-                    f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
+                    f"{prefix}{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
                 )
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLarge(f"{name}: {e}") from e
+        raise ImageTooLarge(f"{prefix}{e}") from e
     except UnidentifiedImageError as e:
-        raise ImageError(f"{name}: not an image (unrecognised format)") from e
+        raise ImageError(f"{prefix}not an image (unrecognised format)") from e
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{name}: corrupt or truncated image ({e})") from e
+        raise ImageError(f"{prefix}corrupt or truncated image ({e})") from e
     return to_rgb(img)
 
 

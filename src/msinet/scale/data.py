@@ -51,7 +51,7 @@ class Scorer:
                 prepared.append((image, *self.pipeline.prepare(image)))
                 index.append(i)
             except (ImageError, MemoryError) as e:
-                errors[i] = str(e).replace("<bytes>", Path(paths[i]).name)
+                errors[i] = str(e)  # bytes: the message names no file; the caller does
         if prepared:
             maps = self.pipeline.run([x for _, x, _ in prepared])
             for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from msinet import __version__
 from msinet.engine import Engine
@@ -50,6 +51,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, e: ServiceError):
         return JSONResponse(error_body(e.status, e.message), e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        """404, 405 and the like in the same error body as every other status."""
+        return JSONResponse(error_body(e.status_code, str(e.detail)), e.status_code,
+                            headers=getattr(e, "headers", None))  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):

@@ -42,8 +42,9 @@ def options(
     return Options(format, overlay, colormap, alpha, size, json_max_side)
 
 
-async def uploaded_images(request: Request, field: str, most: int) -> list[bytes]:
-    """Image bytes from multipart `field`(s) or, for one image, the raw body."""
+async def uploaded_images(request: Request, field: str, most: int) -> list[tuple[str, bytes]]:
+    """(file name, image bytes) from multipart `field`(s) or, for one image, the raw body
+    (file name "")."""
     settings = settings_of(request)
     limit = settings.max_upload_bytes
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -63,10 +64,10 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[bytes
             data = await f.read(limit + 1)
             if len(data) > limit:
                 raise ServiceError(413, f"{f.filename}: over the {limit}-byte upload limit")
-            out.append(data)
+            out.append((f.filename or "", data))
         return out
     if ctype.startswith("image/") or ctype == "application/octet-stream":
-        return [await read_limited(request, limit)]
+        return [("", await read_limited(request, limit))]
     raise ServiceError(415, f"unsupported content type {ctype or '(none)'}: send "
                        "multipart/form-data with an 'image' field, or an image/* body")  # fmt: skip
 
@@ -89,7 +90,7 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[bytes
 async def saliency(request: Request, opts: Annotated[Options, Depends(options)]) -> Response:
     """Saliency map of one image: PNG (8-bit map), JPEG, NPY (float32) or JSON (downsampled
     floats); `overlay=true` blends a heat map over the image instead."""
-    (data,) = await uploaded_images(request, "image", 1)
+    ((_, data),) = await uploaded_images(request, "image", 1)
     service = service_of(request)
     result = await service.saliency(data, opts)
     headers = {
@@ -113,18 +114,19 @@ async def saliency_batch(request: Request, opts: Annotated[Options, Depends(opti
     settings = settings_of(request)
     images = await uploaded_images(request, "images", settings.max_batch_images)
     service = service_of(request)
-    results = await asyncio.gather(*(service.saliency(d, opts) for d in images),
+    results = await asyncio.gather(*(service.saliency(d, opts) for _, d in images),
                                    return_exceptions=True)  # fmt: skip
     out = []
-    for r in results:
+    for (name, _), r in zip(images, results, strict=True):
         if isinstance(r, ServiceError):
-            out.append({"error": {"status": r.status, "message": r.message}})
+            out.append({"file": name, "error": {"status": r.status, "message": r.message}})
         elif isinstance(r, BaseException):
             raise r
         elif isinstance(r.body, dict):
-            out.append({"shape": list(r.shape), "model_ms": round(r.model_ms, 1), **r.body})
+            out.append({"file": name, "shape": list(r.shape), "model_ms": round(r.model_ms, 1),
+                        **r.body})  # fmt: skip
         else:
-            out.append({"shape": list(r.shape), "model_ms": round(r.model_ms, 1),
+            out.append({"file": name, "shape": list(r.shape), "model_ms": round(r.model_ms, 1),
                         "media_type": r.media_type,
                         "data": base64.b64encode(r.body).decode()})  # fmt: skip
     return {"model": settings.model_name, "version": service.model_version, "results": out}

@@ -1,0 +1,101 @@
+"""What a new user meets first: one-line errors, help with defaults, consistent error bodies."""
+
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from msinet.cli import main
+from msinet.server.app import create_app
+from msinet.server.settings import Settings
+
+
+def run_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """msinet's CLI in a fresh process where `module` cannot be imported."""
+    code = f"import sys; sys.modules[{module!r}] = None\nfrom msinet.cli import main\n" \
+           f"sys.exit(main({argv!r}))"  # fmt: skip
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("module, argv, extra", [
+    ("onnxruntime", ["predict", "x.jpg", "-o", "out", "--engine", "onnx"], "onnx"),
+    ("torch", ["predict", "x.jpg", "-o", "out", "--engine", "torch"], "torch"),
+    ("uvicorn", ["serve", "--port", "1"], "serve"),
+])  # fmt: skip
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, module, argv, extra):
+    r = run_without(module, argv)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"msinet: error: {module} is not installed; pip install 'msinet[{extra}]'")  # fmt: skip
+
+
+def test_bad_arguments_are_argparse_errors_before_any_work(tmp_path, osie_images, capsys):
+    out = tmp_path / "out"
+    for bad in (["--alpha", "3"], ["--batch-size", "0"], ["--threads", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            main(["predict", str(osie_images[0]), "-o", str(out), "--overlay", *bad])
+        assert e.value.code == 2
+        assert "must be" in capsys.readouterr().err
+    assert not out.exists()  # nothing half-written
+
+
+def test_skipped_files_are_named_once(tmp_path, osie_images, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "good.jpg").write_bytes(osie_images[0].read_bytes())
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "-q"]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("msinet: skipped"))
+    assert line.count("broken.jpg") == 1 and "not an image" in line
+    assert (tmp_path / "out" / "good.png").is_file()
+
+
+def test_help_shows_every_default_and_describes_every_option():
+    r = subprocess.run([sys.executable, "-m", "msinet.cli", "predict", "--help"],
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    text = " ".join(r.stdout.split())
+    for expected in ("(default: jet)", "(default: 0.6)", "(default: 50000000)",
+                     "folder for <stem>.png maps"):  # fmt: skip
+        assert expected in text
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, random_model):
+    from msinet.engine import load_engine
+    from msinet.model_io import save_model
+    from msinet.weights import WeightsMeta
+
+    path = tmp_path_factory.mktemp("w") / "w.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init"))
+    with TestClient(create_app(Settings(), engine=load_engine("onnx", path))) as c:
+        yield c
+
+
+def test_every_status_has_the_documented_error_body(client):
+    for r in (client.get("/nope"), client.delete("/v1/saliency"),
+              client.post("/v1/saliency", content=b"junk",
+                          headers={"content-type": "image/png"})):  # fmt: skip
+        body = r.json()
+        assert set(body) == {"error"} and body["error"]["status"] == r.status_code
+        assert not body["error"]["message"].startswith("<bytes>")
+    assert client.get("/nope").status_code == 404
+    assert client.delete("/v1/saliency").status_code == 405
+
+
+def test_batch_results_carry_file_names(client, osie_images):
+    files = [("images", ("first.jpg", osie_images[0].read_bytes(), "image/jpeg")),
+             ("images", ("junk.png", b"junk", "image/png"))]  # fmt: skip
+    results = client.post("/v1/saliency:batch?format=json", files=files).json()["results"]
+    assert [r["file"] for r in results] == ["first.jpg", "junk.png"]
+    assert "shape" in results[0] and results[1]["error"]["status"] == 422
+
+
+def test_metrics_label_the_docs_routes(client):
+    client.get("/docs")
+    client.get("/openapi.json")
+    client.get("/nope")
+    text = client.get("/metrics").text
+    assert 'route="/docs"' in text and 'route="/openapi.json"' in text
+    assert 'route="unmatched"' in text  # only the real 404
