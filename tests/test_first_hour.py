@@ -99,3 +99,16 @@ def test_metrics_label_the_docs_routes(client):
     text = client.get("/metrics").text
     assert 'route="/docs"' in text and 'route="/openapi.json"' in text
     assert 'route="unmatched"' in text  # only the real 404
+
+
+def test_api_docs_need_no_network(client):
+    """Swagger UI and ReDoc load their scripts from this server, not a CDN."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert urls and not [u for u in urls if u.startswith(("http:", "https:", "//"))], urls
+        for u in re.findall(r'src="([^"]+\.js)"', html):
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 100_000, u

@@ -367,10 +367,26 @@ def unit_float(text: str) -> float:
 
 
 # Optional dependencies: the module a command needs -> the extra that installs it.
-EXTRAS = {"torch": "torch", "onnxruntime": "onnx", "onnx": "onnx", "fastapi": "serve",
-          "uvicorn": "serve", "starlette": "serve", "multipart": "serve",
-          "prometheus_client": "serve", "pydantic_settings": "serve", "pydantic": "serve",
-          "ray": "ray", "ot": "eval", "cv2": "eval", "tensorboard": "official"}  # fmt: skip
+EXTRAS = {
+    **dict.fromkeys(["torch"], "torch"),
+    **dict.fromkeys(["onnxruntime", "onnx"], "onnx"),
+    **dict.fromkeys(
+        [
+            "fastapi",
+            "fastapi_offline",
+            "uvicorn",
+            "starlette",
+            "multipart",
+            "prometheus_client",
+            "pydantic_settings",
+            "pydantic",
+        ],
+        "serve",
+    ),
+    **dict.fromkeys(["ray"], "ray"),
+    **dict.fromkeys(["ot", "cv2"], "eval"),
+    **dict.fromkeys(["tensorboard"], "official"),
+}
 
 
 def missing_extra(e: ModuleNotFoundError) -> str | None:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from msinet import __version__
@@ -41,7 +42,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         await service.stop()
 
     about = "MSI-Net visual saliency: where people will look in an image."
-    app = FastAPI(title="msinet", version=__version__, lifespan=lifespan, description=about)
+    # Swagger UI and ReDoc from the package's own files: the docs work without internet.
+    app = FastAPIOffline(title="msinet", version=__version__, lifespan=lifespan,
+                         description=about)  # fmt: skip
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
