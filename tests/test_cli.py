@@ -122,7 +122,9 @@ def test_bad_options_are_clear_errors(tmp_path, inputs, random_weights, capsys):
     base = ["predict", str(inputs), "-o", str(tmp_path / "o"), "--weights", str(random_weights)]
     assert main([*base, "--size", "100x100"]) == 2
     assert main([*base, "--colormap", "nope"]) == 2
-    assert main([*base, "--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse's own error, before any work
+        main([*base, "--batch-size", "0"])
+    assert e.value.code == 2
     err = capsys.readouterr().err
     assert "multiples of 8" in err and "unknown colormap" in err and "--batch-size" in err
 

@@ -22,12 +22,19 @@ def run_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
     ("onnxruntime", ["predict", "x.jpg", "-o", "out", "--engine", "onnx"], "onnx"),
     ("torch", ["predict", "x.jpg", "-o", "out", "--engine", "torch"], "torch"),
     ("uvicorn", ["serve", "--port", "1"], "serve"),
+    ("pydantic", ["serve", "--port", "1"], "serve"),
 ])  # fmt: skip
 def test_a_missing_extra_is_one_line_naming_it(tmp_path, module, argv, extra):
     r = run_without(module, argv)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
         f"msinet: error: {module} is not installed; pip install 'msinet[{extra}]'")  # fmt: skip
+
+
+def test_predict_needs_no_server_packages(tmp_path, osie_images):
+    r = run_without("pydantic", ["predict", str(osie_images[0]), "-o", str(tmp_path), "-q"])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / f"{osie_images[0].stem}.png").is_file()
 
 
 def test_bad_arguments_are_argparse_errors_before_any_work(tmp_path, osie_images, capsys):

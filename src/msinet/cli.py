@@ -395,6 +395,25 @@ def missing_extra(e: ModuleNotFoundError) -> str | None:
     return f"{top} is not installed; pip install 'msinet[{extra}]'" if extra else None
 
 
+def add_serve_parser(sub) -> None:
+    """`msinet serve`'s flags come from the server's Settings; without the serve extra the
+    command still parses and says what to install (predict and the rest need no pydantic)."""
+    p = sub.add_parser("serve", help="run the HTTP service (web page at /, API docs at /docs)")
+    try:
+        from msinet.server.settings import Settings
+    except ModuleNotFoundError as e:
+        message = missing_extra(e) or str(e)
+        p.set_defaults(func=lambda _: fail(message), any_flags=True)
+        return
+    add_flags(p, Settings)
+    p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (msinet[ray])")
+    p.add_argument("--replicas", type=int, default=1, help="--ray: fixed replica count")
+    p.add_argument("--autoscale", metavar="MIN:MAX", help="--ray: autoscale replicas")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
+    p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
+    p.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -482,16 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
 
-    from msinet.server.settings import Settings
-
-    p = sub.add_parser("serve", help="run the HTTP service (web page at /, API docs at /docs)")
-    add_flags(p, Settings)
-    p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (msinet[ray])")
-    p.add_argument("--replicas", type=int, default=1, help="--ray: fixed replica count")
-    p.add_argument("--autoscale", metavar="MIN:MAX", help="--ray: autoscale replicas")
-    p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
-    p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
-    p.set_defaults(func=cmd_serve)
+    add_serve_parser(sub)
 
     p = sub.add_parser("convert-official", help="import official MSI-Net TF weights")
     p.add_argument(
@@ -526,7 +536,10 @@ def main(argv: list[str] | None = None) -> int:
         from msinet.bench import main as bench
 
         return bench(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "any_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except ModuleNotFoundError as e:

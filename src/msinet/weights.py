@@ -215,9 +215,20 @@ DEFAULT_MODEL = "msinet-osie"
 
 
 def weights_dir() -> Path:
-    """`$MSINET_WEIGHTS_DIR`, else the repository's weights/ beside src/."""
+    """`$MSINET_WEIGHTS_DIR`; else the repository's weights/ beside src/ (a checkout or an
+    editable install); else the installed data package `msinet_weights` (a wheel)."""
     env = os.environ.get("MSINET_WEIGHTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "weights"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2] / "weights"
+    if checkout.is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec("msinet_weights")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout  # missing: default_weights() says so
 
 
 def default_weights(engine: str = "torch") -> Path:
