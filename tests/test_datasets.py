@@ -173,3 +173,29 @@ def test_osie_full_release_takes_the_official_split(tmp_path, osie_root):
     assert len(ds.samples("train")) == 500 and len(val) == 200
     idx = official_permutation(700)
     assert val[0] is ds.__dict__["_all"][idx[500]]
+
+
+@pytest.mark.parametrize("shape, sigma", [((600, 800), 24.0), ((37, 51), 3.3), ((5, 7), 16.0)])
+def test_fast_blur_equals_scipys_gaussian_filter(shape, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    from msinet.data.fixations import blur
+
+    counts = np.zeros(shape)
+    rng = np.random.default_rng(1)
+    np.add.at(counts, (rng.integers(0, shape[0], 50), rng.integers(0, shape[1], 50)), 1)
+    ref = gaussian_filter(counts, sigma, mode="constant", truncate=4.0)
+    np.testing.assert_allclose(blur(counts, sigma), ref / ref.max(), atol=1e-12)
+    assert not blur(np.zeros(shape), sigma).any()
+
+
+def test_fast_blur_on_real_fixations(osie_root):
+    from scipy.ndimage import gaussian_filter
+
+    from msinet.data.osie import OSIE
+
+    counts = OSIE(osie_root).samples("val")[0].fixations.counts().astype(np.float64)
+    ref = gaussian_filter(counts, 24.0, mode="constant", truncate=4.0)
+    np.testing.assert_allclose(
+        OSIE(osie_root).samples("val")[0].fixations.density(24.0), ref / ref.max(), atol=1e-12
+    )

@@ -167,6 +167,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             pipeline = load(args.weights, engine=args.engine, size=args.size)
             name = Path(args.weights).name if args.weights else "shipped model"
             predictors[f"msinet ({name}, {pipeline.engine.name})"] = model_predictions(pipeline)
+        if args.baselines and not args.quiet:
+            print("msinet: --baselines scores the inter-observer row once per observer of each "
+                  "image: a few seconds per image", file=sys.stderr)  # fmt: skip
         report = evaluate(
             samples,
             dataset.samples("train"),
