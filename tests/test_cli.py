@@ -40,6 +40,7 @@ def test_predict_folder_with_overlay_and_batches(tmp_path, inputs, random_weight
         assert ov.size == (800, 600) and ov.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_maps(tmp_path, inputs, random_weights):
     for bs in (1, 3):
         assert (

@@ -41,7 +41,12 @@ def test_graph_is_valid_opset17_with_dynamic_axes(fp32_weights):
     assert {n.name for n in model.graph.node} >= {"conv1/conv1_1", "aspp/conv2", "decoder/conv4"}
 
 
-@pytest.mark.parametrize("shape", [(1, 240, 320), (3, 64, 96), (2, 360, 360)])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 240, 320), (3, 64, 96), pytest.param((2, 360, 360), marks=SLOW)]
+)
 def test_onnx_matches_torch_at_several_sizes(fp32_weights, random_model, shape):
     b, h, w = shape
     x = (np.random.default_rng(b).random((b, 3, h, w)) * 255).astype(np.float32)
@@ -58,6 +63,7 @@ def test_onnx_and_torch_engines_agree_on_real_images(fp32_weights, real_batch):
     np.testing.assert_allclose(o, t, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_int8_export_of_a_trained_model_passes_its_self_check(tmp_path, osie_images, real_batch):
     from msinet.engine.probe import PROBE_MIN_CC
     from msinet.weights import default_weights

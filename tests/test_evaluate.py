@@ -53,6 +53,7 @@ def test_center_biases_fit_real_fixations(osie):
     assert e.shape == (600, 800) and e.min() >= 0
 
 
+@pytest.mark.slow
 def test_baselines_land_where_they_should(osie):
     """Centre bias NSS in 0.7..1.0 and inter-observer NSS above 3, on real validation images."""
     val, train = osie.samples("val")[:8], osie.samples("train")
@@ -88,6 +89,7 @@ def test_spectral_residual_on_a_real_image(osie):
     assert m.shape == (600, 800) and np.isfinite(m).all() and m.std() > 0
 
 
+@pytest.mark.slow
 def test_cli_evaluate_saved_maps_with_outputs(tmp_path, osie_root, random_weights):
     maps = tmp_path / "maps"
     val = sorted((osie_root / "stimuli").glob("15*.jpg"))[1:3]  # 1501, 1502

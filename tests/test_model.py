@@ -49,8 +49,13 @@ def test_layer_names_map_one_to_one_onto_official_variables(random_model):
         assert ours[name] == oihw, name
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("train", [False, True])
-@pytest.mark.parametrize("shape", [(1, 240, 320), (2, 360, 360), (1, 216, 384), (3, 64, 96)])
+@pytest.mark.parametrize(
+    "shape", [(1, 240, 320), pytest.param((2, 360, 360), marks=SLOW), (1, 216, 384), (3, 64, 96)]
+)
 def test_shapes_and_output_range(random_model, shape, train):
     b, h, w = shape
     torch.manual_seed(1)

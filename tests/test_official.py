@@ -115,6 +115,7 @@ def real_batch(osie_images):
     return batch([preprocess(load_image(p), (240, 320))[0] for p in osie_images[:2]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
 def test_frozen_graph_converts_to_the_official_arithmetic(tmp_path, weights, real_batch,
                                                           data_format):  # fmt: skip

@@ -11,6 +11,8 @@ from msinet.cli import main  # noqa: E402
 from msinet.model_io import save_model  # noqa: E402
 from msinet.weights import WeightsMeta  # noqa: E402
 
+pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
+
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, random_model):

@@ -21,6 +21,8 @@ from PIL import Image
 from msinet.model_io import save_model
 from msinet.weights import WeightsMeta
 
+pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -108,7 +110,7 @@ def test_malformed_barrage_then_a_valid_request(live_server, osie_images):
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        msg = "Debian's chromium is not installed (.ci/run installs it)"
+        msg = "chromium is not installed: apt-get install chromium (README: Development)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)

@@ -52,6 +52,7 @@ def config(root, vgg16, out, epochs):
     )
 
 
+@pytest.mark.slow
 def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root, vgg16_path):
     history = Trainer(config(osie_root, vgg16_path, tmp_path / "a", 3)).fit(progress=False)
     losses = [h["train_loss"] for h in history]
@@ -87,6 +88,7 @@ def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root
         )
 
 
+@pytest.mark.slow
 def test_full_phase_trains_the_encoder(tmp_path, osie_root, vgg16_path):
     c = config(osie_root, vgg16_path, tmp_path / "full", 1)
     c.phase, c.limit_train, c.limit_val, c.flip = "full", 2, 1, False
@@ -107,6 +109,7 @@ def test_resume_errors(tmp_path, osie_root, vgg16_path):
         Trainer(TrainConfig(root=str(osie_root), phase="both"))
 
 
+@pytest.mark.slow
 def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random_model):
     """The saved metadata comes from the model's own config: a converted official model
     (input_order=rgb) stays rgb through training and --resume."""
@@ -130,6 +133,7 @@ def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random
         assert model.config.mean == OFFICIAL_CONFIG.mean
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_its_patience_across_resume(tmp_path, osie_root, vgg16_path,
                                                           monkeypatch):  # fmt: skip
     """Validation never improves after epoch 1: with patience 2 an uninterrupted run stops
