@@ -163,3 +163,27 @@ def test_info_reports_the_self_check(capsys):
 @pytest.fixture(scope="module")
 def real_x(osie_images):
     return batch([preprocess(load_image(p), (240, 320))[0] for p in osie_images[:2]])
+
+
+@pytest.mark.slow
+def test_bench_without_torch_compares_int8_with_fp32_onnx(tmp_path, osie_root, monkeypatch,
+                                                           capsys):  # fmt: skip
+    """Where torch is not installed, fidelity is measured against fp32 ONNX Runtime (not int8
+    against itself); the table names the CPU and its ISA; progress shows on stderr."""
+    import json
+
+    from msinet import bench
+
+    monkeypatch.setattr(bench, "torch_installed", lambda: False)
+    out = tmp_path / "bench.json"
+    argv = ["--root", str(osie_root), "--engines", "onnx-int8", "--images", "2", "--runs", "1",
+            "--threads", "2", "--json", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["reference"] == "onnx"
+    assert [r["engine"] for r in report["results"]] == ["onnx-int8", "onnx"]
+    int8 = report["results"][0]
+    assert 0.995 <= int8["cc_min"] < 1.0 and int8["max_abs_diff"] > 0  # a real comparison
+    assert report["machine"] == cpu_info().describe() and cpu_info().model in report["machine"]
+    captured = capsys.readouterr()
+    assert "ISA:" in captured.out and "msinet bench" in captured.err  # header, progress bar

@@ -178,7 +178,10 @@ def table(report: dict) -> str:
 def torch_installed() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # blocked or broken: not usable
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
