@@ -119,3 +119,51 @@ def test_api_docs_need_no_network(client):
         for u in re.findall(r'src="([^"]+\.js)"', html):
             r = client.get(u)
             assert r.status_code == 200 and len(r.content) > 100_000, u
+
+
+def thin_png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(40000, 1), (1, 100000), (30000, 1)])
+def test_tiny_files_of_extreme_shape_are_refused_at_once(client, size):
+    """A few hundred bytes of PNG that once took 9 GB (1x30000) or killed the server (1x40000)."""
+    import time
+
+    data = thin_png(*size)
+    assert len(data) < 1000
+    t = time.perf_counter()
+    r = client.post("/v1/saliency", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 422 and "too thin" in r.json()["error"]["message"]
+    assert time.perf_counter() - t < 5
+
+
+def test_map_back_never_allocates_more_than_the_image():
+    """The cover of a 1x40000 image is 30000x40000; only the 1x40000 crop is computed."""
+    import tracemalloc
+
+    import numpy as np
+
+    from msinet.postprocess import map_to_image
+
+    m = np.random.default_rng(0).random((240, 320)).astype(np.float32)
+    tracemalloc.start()
+    out = map_to_image(m, (1, 40000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == (1, 40000) and peak < 50e6  # was 4.8 GB
+
+
+def test_thin_images_are_skipped_by_the_cli(tmp_path, osie_images, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "strip.png").write_bytes(thin_png(40000, 1))
+    (folder / "good.jpg").write_bytes(osie_images[0].read_bytes())
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "-q"]) == 1
+    assert "strip.png" in capsys.readouterr().err and (tmp_path / "out" / "good.png").is_file()

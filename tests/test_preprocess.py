@@ -32,7 +32,7 @@ def test_bicubic_hand_computed():
         50.0,
     ]
     np.testing.assert_allclose(out, expected, atol=1e-4)
-    np.testing.assert_allclose(bicubic_matrix(37, 240).sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(bicubic_matrix(37, 240).sum(axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize(

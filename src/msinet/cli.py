@@ -64,7 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     image = pipeline.decode(f)
                     loaded.append((f, image, *pipeline.prepare(image)))
                 except (ImageError, MemoryError) as e:
-                    failures.append(str(e) if isinstance(e, ImageError) else f"{f}: {e}")
+                    named = isinstance(e, ImageError) and str(e).startswith(f"{f}: ")
+                    failures.append(str(e) if named else f"{f}: {e}")  # the name once
                     bar.update(1)
             if not loaded:
                 continue

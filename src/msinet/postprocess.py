@@ -14,11 +14,14 @@ from msinet.resize import fit_size, resize_tf
 
 def map_to_image(saliency: np.ndarray, original: tuple[int, int]) -> np.ndarray:
     """Official postprocessing: resize the model-size map by the larger ratio so that it covers
-    the original (H, W), then crop the centre (top/left floor). Returns float32 in 0..1."""
+    the original (H, W), then crop the centre (top/left floor). Returns float32 in 0..1.
+
+    Only the cropped window of the resize is computed: a 1x40000 image's cover would be
+    30000x40000 floats, its map is 40000."""
     cover = fit_size(saliency.shape, original, cover=True)
-    m = np.clip(resize_tf(saliency, cover), 0.0, 1.0)
     top, left = (cover[0] - original[0]) // 2, (cover[1] - original[1]) // 2
-    return np.ascontiguousarray(m[top : top + original[0], left : left + original[1]])
+    window = (top, top + original[0], left, left + original[1])
+    return np.clip(resize_tf(saliency, cover, window), 0.0, 1.0)
 
 
 def to_uint8(saliency: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from msinet.image import ImageError
 from msinet.resize import fit_size, resize_tf
 
 # (H, W) each dataset's models were trained at (official config.py).
@@ -21,6 +22,9 @@ SIZE_PRESETS: dict[str, tuple[int, int]] = {
     "cat2000": (216, 384),
 }
 IMAGE_PAD_VALUE = 126.0
+# An image whose shorter side would be under one cell of the encoder's 1/8 grid once fitted to
+# the model's input (e.g. 1x40000) has no map worth computing: it is refused.
+MIN_FITTED_SIDE = 8
 MAP_PAD_VALUE = 0.0
 
 
@@ -66,6 +70,12 @@ def preprocess(image: np.ndarray, target: tuple[int, int]) -> tuple[np.ndarray, 
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
     original = (image.shape[0], image.shape[1])
     resized = fit_size(original, target)
+    if min(resized) < MIN_FITTED_SIDE:
+        raise ImageError(
+            f"a {original[1]}x{original[0]} image is too thin for the model: at its "
+            f"{target[1]}x{target[0]} input it would be {resized[1]}x{resized[0]} pixels "
+            f"(at least {MIN_FITTED_SIDE} needed on each side)"
+        )
     x = np.clip(resize_tf(image, resized), 0.0, 255.0)
     x, pad = pad_to(x, target, IMAGE_PAD_VALUE)
     return x.astype(np.float32, copy=False), Geometry(original, resized, target, pad)

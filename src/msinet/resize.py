@@ -52,24 +52,24 @@ def _cubic_table() -> np.ndarray:
     return np.stack([inner, outer], axis=1).astype(np.float32)  # (1025, 2)
 
 
-def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """Keys cubic (a=-0.75) at y*s, indices clamped to the border (TF's legacy kernel)."""
+def bicubic_matrix(in_size: int, out_size: int, start: int = 0,
+                   stop: int | None = None) -> sparse.csr_array:  # fmt: skip
+    """Keys cubic (a=-0.75) at y*s, indices clamped to the border (TF's legacy kernel); the rows
+    of output pixels start..stop only (all by default)."""
+    stop = out_size if stop is None else stop
     s = _scale(in_size, out_size)
     table = _cubic_table()
-    m = np.zeros((out_size, in_size), np.float32)
-    for y in range(out_size):
-        loc = y * s
-        base = int(np.floor(loc))
-        offset = int(np.rint((loc - base) * _TABLE_SIZE))
-        weights = (
-            table[offset, 1],
-            table[offset, 0],
-            table[_TABLE_SIZE - offset, 0],
-            table[_TABLE_SIZE - offset, 1],
-        )
-        for k, w in enumerate(weights):
-            m[y, min(max(base - 1 + k, 0), in_size - 1)] += w
-    return m
+    loc = np.arange(start, stop, dtype=np.float64) * s
+    base = np.floor(loc).astype(np.int64)
+    offset = np.rint((loc - base) * _TABLE_SIZE).astype(np.int64)
+    weights = np.stack([table[offset, 1], table[offset, 0], table[_TABLE_SIZE - offset, 0],
+                        table[_TABLE_SIZE - offset, 1]], axis=1)  # fmt: skip
+    index = np.clip(base[:, None] - 1 + np.arange(4), 0, in_size - 1)
+    rows = np.repeat(np.arange(stop - start), 4)
+    # sparse from the start: a 40000-pixel side would be a 51 MB dense matrix; duplicates (the
+    # clamped border taps) are summed in k order, as TF adds them
+    m = sparse.coo_array((weights.ravel(), (rows, index.ravel())), (stop - start, in_size))
+    return m.tocsr()
 
 
 def fit_size(
@@ -88,31 +88,43 @@ def fit_size(
 # a few MACs per pixel where dense ones cost `in_size`, and BLAS's threads stay out of it. Only
 # the sparse forms are cached; the dense matrices above are built once per size, for them.
 @lru_cache(maxsize=128)
-def _rows(method: Method, in_size: int, out_size: int) -> sparse.csr_array:
-    """(out, in): resizes axis 0 of an (H, W * C) array from the left."""
-    matrix = area_matrix if method == "area" else bicubic_matrix
-    return sparse.csr_array(matrix(in_size, out_size))
+def _rows(method: Method, in_size: int, out_size: int, start: int = 0,
+          stop: int | None = None) -> sparse.csr_array:  # fmt: skip
+    """(stop - start, in): output rows start..stop of resizing axis 0 of an (H, W * C) array."""
+    if method == "bicubic":
+        return bicubic_matrix(in_size, out_size, start, stop)
+    return sparse.csr_array(area_matrix(in_size, out_size)[start:stop])  # shrinking: small
 
 
 @lru_cache(maxsize=128)
-def _cols(method: Method, in_size: int, out_size: int, channels: int) -> sparse.csr_array:
-    """(in * C, out * C): resizes axis 1 of an (h, W * C) array from the right, channels kept
-    interleaved, so that no transposed copy is ever made."""
+def _cols(method: Method, in_size: int, out_size: int, channels: int, start: int = 0,
+          stop: int | None = None) -> sparse.csr_array:  # fmt: skip
+    """(in * C, (stop - start) * C): resizes axis 1 of an (h, W * C) array from the right,
+    channels kept interleaved, so that no transposed copy is ever made."""
     eye = sparse.eye_array(channels, dtype=np.float32)
-    return sparse.csr_array(sparse.kron(_rows(method, in_size, out_size).T, eye))
+    return sparse.csr_array(sparse.kron(_rows(method, in_size, out_size, start, stop).T, eye))
 
 
-def resize(image: np.ndarray, size: tuple[int, int], method: Method) -> np.ndarray:
-    """Resize an (H, W) or (H, W, C) array to `size` = (h, w); returns float32, unclipped."""
+def resize(image: np.ndarray, size: tuple[int, int], method: Method,
+           window: tuple[int, int, int, int] | None = None) -> np.ndarray:  # fmt: skip
+    """Resize an (H, W) or (H, W, C) array to `size` = (h, w); returns float32, unclipped.
+
+    `window` = (top, bottom, left, right): only that part of the resized array is computed, so
+    a crop of a huge resize costs what the crop costs."""
     h, w = size
+    top, bottom, left, right = window or (0, h, 0, w)
     H, W = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     x = image.astype(np.float32, copy=False).reshape(H, W * channels)
-    out = (_rows(method, H, h) @ x) @ _cols(method, W, w, channels)  # (h, w * C)
-    return np.ascontiguousarray(out.reshape(h, w, *image.shape[2:]), dtype=np.float32)
+    rows = _rows(method, H, h, top, bottom)
+    cols = _cols(method, W, w, channels, left, right)
+    out = (rows @ x) @ cols  # (bottom - top, (right - left) * C)
+    shape = (bottom - top, right - left, *image.shape[2:])
+    return np.ascontiguousarray(out.reshape(shape), dtype=np.float32)
 
 
-def resize_tf(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_tf(image: np.ndarray, size: tuple[int, int],
+              window: tuple[int, int, int, int] | None = None) -> np.ndarray:  # fmt: skip
     """The official choice: area when either side shrinks, bicubic otherwise."""
     shrinking = image.shape[0] > size[0] or image.shape[1] > size[1]
-    return resize(image, size, "area" if shrinking else "bicubic")
+    return resize(image, size, "area" if shrinking else "bicubic", window)

@@ -116,7 +116,11 @@ class SaliencyService:
     def prepare(self, data: bytes) -> tuple[np.ndarray, np.ndarray, Geometry]:
         """Image bytes -> (RGB image, model input, geometry); 413/422 for bad images."""
         image = self._decode(data)
-        return image, *self.pipeline.prepare(image)
+        try:
+            return image, *self.pipeline.prepare(image)
+        except ImageError as e:  # decodable, but of a shape the model cannot use
+            self.metrics.rejected.labels("bad_image").inc()
+            raise ServiceError(422, str(e)) from e
 
     async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Model-size map of one preprocessed image, and ms spent in queue + model."""
@@ -136,7 +140,11 @@ class SaliencyService:
     async def predict_map(self, image: np.ndarray) -> tuple[np.ndarray, Geometry, float]:
         """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
         self._require_ready()
-        x, geometry = await run_in_threadpool(self.pipeline.prepare, image)
+        try:
+            x, geometry = await run_in_threadpool(self.pipeline.prepare, image)
+        except ImageError as e:
+            self.metrics.rejected.labels("bad_image").inc()
+            raise ServiceError(422, str(e)) from e
         m, ms = await self.run_model(x)
         return m, geometry, ms
 
