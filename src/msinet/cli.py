@@ -245,6 +245,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from msinet.engine import load_engine
+    from msinet.pipeline import resolve
     from msinet.server.app import create_app
     from msinet.server.settings import Settings
     from msinet.weights import WeightsError
@@ -253,14 +255,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**given)
         settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
+        # The model loads here, before any server starts: a bad weights file is one line and
+        # exit 2, not uvicorn's "Application startup failed" traceback.
+        engine = load_engine(*resolve(settings.weights, settings.engine), settings.threads)
         if args.ray:
+            del engine  # each replica loads its own
             from msinet.scale.serve import RayOptions, parse_autoscale, run
 
             autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
             run(settings, RayOptions(args.replicas, autoscale, args.num_cpus,
                                      args.max_ongoing_requests))  # fmt: skip
             return 0
-        if settings.workers > 1:  # each worker process builds its app from MSINET_* variables
+        if settings.workers > 1:  # each worker builds its app from MSINET_* (checked above)
+            del engine
             for k, v in settings.model_dump().items():
                 if v is not None:
                     os.environ[f"MSINET_{k.upper()}"] = (
@@ -270,9 +277,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         port=settings.port, workers=settings.workers,
                         timeout_graceful_shutdown=30)  # fmt: skip
             return 0
-        app = create_app(settings)
+        app = create_app(settings, engine=engine)
     except (ValidationError, ValueError, WeightsError) as e:
-        return fail(str(e))
+        return fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))
     uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
     return 0
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from msinet import __version__
 from msinet.engine import Engine
 from msinet.server.batcher import MakeBatcher, make_batcher
+from msinet.server.guard import RequestGuard
 from msinet.server.observability import Metrics, MetricsMiddleware
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
@@ -49,6 +50,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
+    # Bodies: an upload per image of a :batch, and room for JSON's digits in v2 requests.
+    max_body = settings.max_upload_bytes * settings.max_batch_images
+    app.add_middleware(RequestGuard, api_key=settings.api_key, public=settings.public_routes,
+                       max_body=max_body)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)
@@ -60,6 +65,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         """404, 405 and the like in the same error body as every other status."""
         return JSONResponse(error_body(e.status_code, str(e.detail)), e.status_code,
                             headers=getattr(e, "headers", None))  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, e: Exception):
+        """A bug or an exhausted resource still answers in the documented shape, in one line."""
+        return JSONResponse(error_body(500, f"internal error: {type(e).__name__}: {e}"[:300]), 500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(16, ge=1, description="images in one /v1/saliency:batch")
     api_key_env: str | None = Field(None, description="require X-API-Key equal to this "
                                     "environment variable's value")  # fmt: skip
+    public_routes: list[str] = Field(
+        ["/", "/healthz", "/readyz", "/v2/health", "/docs", "/redoc", "/openapi.json",
+         "/static-offline-docs"],
+        description="path prefixes open without the API key (the rest need X-API-Key when "
+        "--api-key-env is set)")  # fmt: skip
     cors_origins: list[str] = Field([], description="allowed CORS origins")
     size: str | None = Field(None, description="model input HxW or preset "
                              "(default: the weights' training size)")  # fmt: skip

@@ -16,13 +16,6 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def require_api_key(request: Request) -> None:
-    """With an API key configured, requests must carry it in X-API-Key."""
-    key = settings_of(request).api_key
-    if key is not None and request.headers.get("x-api-key") != key:
-        raise ServiceError(401, "missing or wrong X-API-Key", {"WWW-Authenticate": "X-API-Key"})
-
-
 async def read_limited(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")

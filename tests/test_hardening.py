@@ -1,0 +1,112 @@
+"""Hostile and malformed requests answered early, in the documented error shape."""
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from msinet.server.app import create_app
+from msinet.server.settings import Settings
+
+INFER = "/v2/models/msinet/infer"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, random_model):
+    from msinet.engine import load_engine
+    from msinet.model_io import save_model
+    from msinet.weights import WeightsMeta
+
+    path = tmp_path_factory.mktemp("w") / "w.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init"))
+    return load_engine("onnx", path)
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    with TestClient(create_app(Settings(max_queue=8), engine=engine)) as c:
+        yield c
+
+
+def infer_body(name, shape, data, datatype="FP32") -> dict:
+    return {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (infer_body("images", [1, 3, 8, 8], [1e38] * 192), 422, "0..255"),
+    (infer_body("images", [1, 3, 8, 8], [-1.0] * 192), 422, "0..255"),
+    (infer_body("image", [1, 1, 3], [1] * 6, "UINT8"), 422, "does not match"),
+    (infer_body("image", [2**40, 2**40, 3], [1] * 3, "UINT8"), 413, "pixel limit"),
+    (infer_body("images", [1, 3, 2**31, 2**31], [1.0], "FP32"), 413, "pixel limit"),
+    (infer_body("images", [9, 3, 8, 8], [1.0] * 9 * 192), 413, "queues at once"),
+])  # fmt: skip
+def test_v2_is_validated_before_allocating(client, body, status, words):
+    r = client.post(INFER, json=body)
+    assert r.status_code == status and words in r.json()["error"]["message"], r.text
+
+
+def test_oversized_bodies_are_refused_before_reading(engine):
+    settings = Settings(max_upload_mb=0.01, max_batch_images=2)  # 20 KB in all
+    with TestClient(create_app(settings, engine=engine)) as c:
+        big = json.dumps(infer_body("images", [1, 3, 64, 64], [1.0] * 12288)).encode()
+        r = c.post(INFER, content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+
+        def chunks():  # no Content-Length: counted while it streams
+            for _ in range(8):
+                yield b" " * 4096
+
+        r = c.post(INFER, content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+
+
+def test_the_api_key_is_checked_before_the_body_and_routes_are_configurable(engine, monkeypatch):
+    monkeypatch.setenv("MSINET_HARDENING_KEY", "k3y")
+    settings = Settings(api_key_env="MSINET_HARDENING_KEY", max_upload_mb=0.01)
+    with TestClient(create_app(settings, engine=engine)) as c:
+        huge = b"[" * 5_000_000  # unauthenticated and oversized: 401 first, nothing parsed
+        r = c.post(INFER, content=huge, headers={"content-type": "application/json"})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "X-API-Key"
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"X-API-Key": "k3y"}).status_code == 200
+        for public in ("/healthz", "/readyz", "/v2/health/live", "/docs", "/"):
+            assert c.get(public).status_code == 200, public
+    settings = Settings(api_key_env="MSINET_HARDENING_KEY", public_routes=["/healthz",
+                                                                           "/metrics"])  # fmt: skip
+    with TestClient(create_app(settings, engine=engine)) as c:
+        assert c.get("/metrics").status_code == 200 and c.get("/readyz").status_code == 401
+
+
+class BrokenEngine:
+    def __init__(self, engine):
+        self.name, self.meta, self.self_check = engine.name, engine.meta, None
+
+    def predict(self, batch):
+        if batch.shape[-1] != 320:  # the warm-up at start passes; requests fail
+            raise MemoryError("Unable to allocate 27.9 GiB")
+        return np.zeros(batch.shape[:1] + batch.shape[2:], np.float32)
+
+
+def test_an_internal_error_is_a_json_500_and_the_server_keeps_serving(engine, osie_images):
+    app = create_app(Settings(size="240x320"), engine=BrokenEngine(engine))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        x = np.full((1, 3, 64, 96), 100.0).ravel().tolist()
+        r = c.post(INFER, json=infer_body("images", [1, 3, 64, 96], x))
+        assert r.status_code == 500 and "MemoryError" in r.json()["error"]["message"]
+        assert c.get("/healthz").status_code == 200
+        files = {"image": ("a.jpg", osie_images[0].read_bytes(), "image/jpeg")}
+        assert c.post("/v1/saliency", files=files).status_code == 200
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""])
+def test_serve_with_bad_weights_is_one_line(tmp_path, content):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(content)
+    r = subprocess.run([sys.executable, "-m", "msinet.cli", "serve", "--weights", str(bad),
+                        "--port", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
