@@ -428,11 +428,43 @@ def test_full_queue_is_503_with_retry_after(engine, jpeg_bytes):
         assert send(0).status_code == 200  # and it recovers
 
 
-def test_timeout_is_504_and_frees_the_slot(engine, jpeg_bytes):
-    slow = SlowEngine(engine, 0.6)
-    settings = Settings(request_timeout_s=0.2, max_batch_size=1, max_wait_ms=0, max_queue=4)
+def test_timeout_is_504_on_time_and_frees_the_slot(engine, jpeg_bytes):
+    """Admitted on the warm-up's speed, the model then slows down: 504 at the deadline (counted
+    from arrival), not when the model finishes."""
+    slow = SlowEngine(engine, 0.0)
+    settings = Settings(request_timeout_s=0.5, max_batch_size=1, max_wait_ms=0, max_queue=4,
+                        size="64x96")  # a small input: the engine's delay is the time  # fmt: skip
     with TestClient(create_app(settings, engine=slow)) as c:
+        slow.delay = 2.0
+        t = time.perf_counter()
         r = c.post("/v1/saliency", files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})
         assert r.status_code == 504 and "timed out" in r.json()["error"]["message"]
-        time.sleep(1.0)
+        assert time.perf_counter() - t < 0.5 + 1.0  # the timeout plus a margin, not 2 s
+        time.sleep(2.0)
         assert c.get("/readyz").json()["queue_depth"] == 0
+
+
+def test_overload_is_refused_at_once_by_expected_wait(engine, jpeg_bytes):
+    """With the model measured at about 0.5 s per image and a 2 s timeout, a burst gets a few
+    answers and fast 503s with Retry-After for the rest; no request runs into a 504."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = SlowEngine(engine, 0.5)
+    settings = Settings(request_timeout_s=2.0, max_batch_size=1, max_wait_ms=0, inflight_batches=1,
+                        size="64x96")  # fmt: skip
+    with TestClient(create_app(settings, engine=slow)) as c:
+
+        def send(_):
+            t = time.perf_counter()
+            r = c.post("/v1/saliency?size=model",
+                       files={"image": ("a.jpg", jpeg_bytes, "image/jpeg")})  # fmt: skip
+            return r, time.perf_counter() - t
+
+        with ThreadPoolExecutor(10) as pool:
+            answers = list(pool.map(send, range(10)))
+    codes = sorted(r.status_code for r, _ in answers)
+    assert 504 not in codes and 200 in codes and 503 in codes, codes
+    refused = [(r, s) for r, s in answers if r.status_code == 503]
+    assert all(int(r.headers["retry-after"]) >= 1 for r, _ in refused)
+    assert all("busy" in r.json()["error"]["message"] for r, _ in refused)
+    assert min(s for _, s in refused) < 0.5  # refused before any model time

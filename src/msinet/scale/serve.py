@@ -43,6 +43,9 @@ class RayBatcher:
 
     depth = 0  # Ray Serve queues requests before the replica; see max_ongoing_requests
 
+    def expected_wait(self, images: int) -> float:
+        return 0.0  # Ray Serve admits by max_ongoing_requests per replica
+
     def start(self) -> None:
         pass
 

@@ -43,6 +43,8 @@ class BatcherLike(Protocol):
 
     async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray: ...
 
+    def expected_wait(self, images: int) -> float: ...  # seconds until `images` more are done
+
 
 # Builds the service's batcher once its engine is loaded: (engine, settings, observe).
 MakeBatcher = Callable[[Engine, "Settings", Callable[..., None]], BatcherLike]
@@ -73,6 +75,18 @@ class Batcher:
         self.observe = observe or (lambda **_: None)
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # model calls under way
+        self.running_images = 0
+        # model seconds per image, a moving average over recent calls (with `inflight` calls
+        # at once, as under load); None until the first call (the service's warm-up)
+        self.seconds_per_image: float | None = None
+
+    def expected_wait(self, images: int) -> float:
+        """Seconds until `images` more images would be done: all that is queued or running
+        ahead of them, and them, at the measured rate with every call slot busy."""
+        if self.seconds_per_image is None:
+            return 0.0
+        ahead = self.depth + self.running_images + images
+        return ahead * self.seconds_per_image / self.inflight
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -136,6 +150,7 @@ class Batcher:
             groups.setdefault(j.image.shape, []).append(j)
         for group in groups.values():
             start = time.perf_counter()
+            self.running_images += len(group)
             try:
                 maps = await loop.run_in_executor(
                     self.executor, self.engine.predict, np.stack([j.image for j in group])
@@ -145,7 +160,14 @@ class Batcher:
                     if not j.future.done():
                         j.future.set_exception(e)
                 continue
-            self.observe(batch_size=len(group), inference_s=time.perf_counter() - start)
+            finally:
+                self.running_images -= len(group)
+            elapsed = time.perf_counter() - start
+            per_image = elapsed / len(group)
+            previous = self.seconds_per_image
+            self.seconds_per_image = per_image if previous is None else (
+                0.8 * previous + 0.2 * per_image)  # fmt: skip
+            self.observe(batch_size=len(group), inference_s=elapsed)
             for j, m in zip(group, maps, strict=True):
                 if not j.future.done():
                     j.future.set_result(m)

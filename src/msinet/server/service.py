@@ -4,6 +4,7 @@ CPU work (decoding, resizing, encoding) runs in threads; the model runs in the b
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -49,6 +50,27 @@ class Result:
     model_ms: float  # waiting in the batch queue + the model call
 
 
+# Admit new work only if it is expected to finish within this share of the request timeout.
+ADMIT_SHARE = 0.8
+
+
+class Ticket:
+    """Admitted images: their deadline, counted as pending until they reach the batcher."""
+
+    def __init__(self, service: SaliencyService, images: int, deadline: float) -> None:
+        self.service, self.images, self.deadline = service, images, deadline
+
+    def release(self) -> None:
+        self.service.admitted -= self.images
+        self.images = 0
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.release()
+
+
 class SaliencyService:
     def __init__(self, settings: Settings, metrics: Metrics, engine: Engine | None = None,
                  batcher: MakeBatcher = make_batcher) -> None:  # fmt: skip
@@ -58,6 +80,7 @@ class SaliencyService:
         self.make_batcher = batcher
         self.batcher: BatcherLike | None = None
         self.pipeline: Pipeline | None = None  # decode/preprocess and map back/encode
+        self.admitted = 0  # images admitted but not yet queued (uploading, decoding)
         self.ready = False
 
     async def start(self) -> None:
@@ -122,12 +145,35 @@ class SaliencyService:
             self.metrics.rejected.labels("bad_image").inc()
             raise ServiceError(422, str(e)) from e
 
-    async def run_model(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """Model-size map of one preprocessed image, and ms spent in queue + model."""
+    def admit(self, images: int = 1) -> Ticket:
+        """Admission before anything is read or decoded: 503 with Retry-After at once when the
+        work already ahead means `images` more could not finish before the request timeout;
+        else a ticket whose deadline counts from now (arrival)."""
+        self._require_ready()
+        timeout = self.settings.request_timeout_s
+        wait = self.batcher.expected_wait(self.admitted + images)
+        if wait > ADMIT_SHARE * timeout:
+            self.metrics.rejected.labels("overloaded").inc()
+            retry = max(1, math.ceil(wait - ADMIT_SHARE * timeout))
+            message = f"server busy: about {wait:.0f} s of work is ahead (timeout {timeout:g} s)"
+            raise ServiceError(503, message, {"Retry-After": str(retry)})
+        self.admitted += images
+        return Ticket(self, images, time.perf_counter() + timeout)
+
+    async def run_model(self, x: np.ndarray, ticket: Ticket | None = None,
+                        ) -> tuple[np.ndarray, float]:  # fmt: skip
+        """Model-size map of one preprocessed image, and ms spent in queue + model; a 504 at
+        the ticket's deadline (or the request timeout from now)."""
         self._require_ready()
         start = time.perf_counter()
+        timeout = self.settings.request_timeout_s
+        if ticket is not None:
+            ticket.release()  # from here on it is counted in the batcher
+            timeout = ticket.deadline - start
         try:
-            m = await self.batcher.submit(x, self.settings.request_timeout_s)
+            if timeout <= 0:
+                raise TimeoutError
+            m = await self.batcher.submit(x, timeout)
         except QueueFull:
             self.metrics.rejected.labels("queue_full").inc()
             raise ServiceError(503, "server busy: queue is full", {"Retry-After": "1"}) from None
@@ -137,7 +183,9 @@ class SaliencyService:
                                f"{self.settings.request_timeout_s:g} s") from None  # fmt: skip
         return m, (time.perf_counter() - start) * 1e3
 
-    async def predict_map(self, image: np.ndarray) -> tuple[np.ndarray, Geometry, float]:
+    async def predict_map(
+        self, image: np.ndarray, ticket: Ticket | None = None
+    ) -> tuple[np.ndarray, Geometry, float]:
         """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
         self._require_ready()
         try:
@@ -145,17 +193,17 @@ class SaliencyService:
         except ImageError as e:
             self.metrics.rejected.labels("bad_image").inc()
             raise ServiceError(422, str(e)) from e
-        m, ms = await self.run_model(x)
+        m, ms = await self.run_model(x, ticket)
         return m, geometry, ms
 
-    async def saliency(self, data: bytes, opts: Options) -> Result:
+    async def saliency(self, data: bytes, opts: Options, ticket: Ticket | None = None) -> Result:
         if opts.overlay and opts.size != "original":
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(opts)
         self._require_ready()
         # one thread hop per side of the model: each hop costs the event loop a round trip
         image, x, geometry = await run_in_threadpool(self.prepare, data)
-        m, model_ms = await self.run_model(x)
+        m, model_ms = await self.run_model(x, ticket)
         body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
         shape = geometry.original if opts.size == "original" else self.size
         return Result(body, media, shape, model_ms)

@@ -90,9 +90,10 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[tuple
 async def saliency(request: Request, opts: Annotated[Options, Depends(options)]) -> Response:
     """Saliency map of one image: PNG (8-bit map), JPEG, NPY (float32) or JSON (downsampled
     floats); `overlay=true` blends a heat map over the image instead."""
-    ((_, data),) = await uploaded_images(request, "image", 1)
     service = service_of(request)
-    result = await service.saliency(data, opts)
+    with service.admit(1) as ticket:  # before the upload is read
+        ((_, data),) = await uploaded_images(request, "image", 1)
+        result = await service.saliency(data, opts, ticket)
     headers = {
         "X-Model-Name": settings_of(request).model_name,
         "X-Model-Version": service.model_version,
@@ -114,8 +115,9 @@ async def saliency_batch(request: Request, opts: Annotated[Options, Depends(opti
     settings = settings_of(request)
     images = await uploaded_images(request, "images", settings.max_batch_images)
     service = service_of(request)
-    results = await asyncio.gather(*(service.saliency(d, opts) for _, d in images),
-                                   return_exceptions=True)  # fmt: skip
+    with service.admit(len(images)) as ticket:
+        results = await asyncio.gather(*(service.saliency(d, opts, ticket) for _, d in images),
+                                       return_exceptions=True)  # fmt: skip
     out = []
     for (name, _), r in zip(images, results, strict=True):
         if isinstance(r, ServiceError):

@@ -109,7 +109,8 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
         if inp.datatype != "UINT8" or len(inp.shape) != 3 or inp.shape[2] != 3:
             raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
         a = _array(inp, np.float64, max_pixels)
-        m, geometry, _ = await service.predict_map(a.astype(np.uint8))
+        with service.admit(1) as ticket:
+            m, geometry, _ = await service.predict_map(a.astype(np.uint8), ticket)
         out = service.pipeline.map_back(m, geometry)
     else:
         if inp.datatype != "FP32" or len(inp.shape) != 4 or inp.shape[1] != 3:
@@ -121,7 +122,8 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
             raise ServiceError(413, f"input images: a batch of {inp.shape[0]} is more than "
                                f"the server queues at once ({queue})")  # fmt: skip
         a = _array(inp, np.float32, max_pixels)
-        results = await asyncio.gather(*(service.run_model(x) for x in a))  # (3, H, W) each
+        with service.admit(len(a)) as ticket:  # (3, H, W) each
+            results = await asyncio.gather(*(service.run_model(x, ticket) for x in a))
         out = np.stack([m for m, _ in results])
     return {
         "model_name": name,
