@@ -87,6 +87,8 @@ class Offline:
 
 
 async def client_loop(client, images, deadline, latencies, errors, budget):
+    """One client: posts images back to back; after a 503 it waits as Retry-After says (a
+    polite client), so refusals measure admission, not a retry storm."""
     i = 0
     while time.perf_counter() < deadline and budget[0] > 0:
         budget[0] -= 1
@@ -95,10 +97,17 @@ async def client_loop(client, images, deadline, latencies, errors, budget):
         start = time.perf_counter()
         try:
             r = await client.post("/v1/saliency", files={"image": ("x.jpg", data, "image/jpeg")})
-            ok = r.status_code == 200
+            status = r.status_code
         except httpx.HTTPError:
-            ok = False
-        (latencies if ok else errors).append(time.perf_counter() - start)
+            status, r = 0, None
+        seconds = time.perf_counter() - start
+        if status == 200:
+            latencies.append(seconds)
+            continue
+        errors.append((status, seconds))
+        if status == 503 and r is not None:
+            retry = float(r.headers.get("retry-after", "1"))
+            await asyncio.sleep(min(retry, max(0.0, deadline - time.perf_counter())))
 
 
 async def server_slice(url, images, concurrency, seconds, budget) -> dict:
@@ -113,7 +122,7 @@ async def server_slice(url, images, concurrency, seconds, budget) -> dict:
                                for _ in range(concurrency)))  # fmt: skip
         wall = time.perf_counter() - start
         calls1, imgs1 = batch_histogram((await client.get("/metrics")).text)
-    return {"latencies": latencies, "errors": len(errors), "wall": wall,
+    return {"latencies": latencies, "errors": errors, "wall": wall,
             "calls": calls1 - calls0, "images": imgs1 - imgs0}  # fmt: skip
 
 
@@ -124,7 +133,12 @@ def run_level(url, images, offline, concurrency, seconds, rounds, max_requests) 
         refs.append(offline.measure(seconds / rounds / 3))
         slices.append(asyncio.run(server_slice(url, images, concurrency, seconds / rounds, budget)))
     latencies = [x for s in slices for x in s["latencies"]]
-    n, errors = len(latencies), sum(s["errors"] for s in slices)
+    failed = [e for s in slices for e in s["errors"]]
+    n, errors = len(latencies), len(failed)
+    by_status = {
+        code: sum(1 for c, _ in failed if c == code) for code in sorted({c for c, _ in failed})
+    }
+    slowest = {code: max(t for c, t in failed if c == code) for code in by_status}
     ms = np.array(latencies) * 1e3 if n else np.array([np.nan])
     calls = sum(s["calls"] for s in slices)
     throughput = n / sum(s["wall"] for s in slices)
@@ -142,6 +156,8 @@ def run_level(url, images, offline, concurrency, seconds, rounds, max_requests) 
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
         "error_rate": errors / max(1, n + errors),
+        "by_status": by_status,  # 0: connection failed
+        "slowest_s_by_status": slowest,
         "mean_batch": sum(s["images"] for s in slices) / calls if calls else float("nan"),
         "offline_best_ips": best,
         "offline_best_of": best_of.removesuffix(" ips"),
@@ -166,6 +182,7 @@ def main() -> None:
     ap.add_argument("--max-requests", type=int, default=5000, help="per level, a hard bound")
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--threads", type=int, help="the server's --threads (default: all cores)")
+    ap.add_argument("--pid", type=int, help="the server's process: report its peak memory")
     ap.add_argument("--json")
     args = ap.parse_args()
     if urlparse(args.url).hostname not in LOOPBACK:
@@ -196,6 +213,14 @@ def main() -> None:
             f"{r['offline_best_ips']:>12.2f} | {r['of_offline_best']:>7.0%} | "
             f"{r['engine_plus_work_ms']:>14.0f} | {r['p50_over_engine_plus_work']:>10.2f}"
         )
+    for r in rows:
+        codes = ", ".join(f"{k or 'conn'}: {v} (slowest {r['slowest_s_by_status'][k]:.1f} s)"
+                          for k, v in r["by_status"].items()) or "none"  # fmt: skip
+        print(f"# {r['concurrency']} clients, refusals by status: {codes}")
+    if args.pid:
+        status = Path(f"/proc/{args.pid}/status").read_text().splitlines()
+        peak = next(x for x in status if x.startswith("VmHWM:")).split()[1]
+        print(f"# server peak RSS (VmHWM): {int(peak) / 1024:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
