@@ -47,7 +47,7 @@ def test_v2_is_validated_before_allocating(client, body, status, words):
 
 
 def test_oversized_bodies_are_refused_before_reading(engine):
-    settings = Settings(max_upload_mb=0.01, max_batch_images=2)  # 20 KB in all
+    settings = Settings(max_upload_mb=0.01)  # 10 KB
     with TestClient(create_app(settings, engine=engine)) as c:
         big = json.dumps(infer_body("images", [1, 3, 64, 64], [1.0] * 12288)).encode()
         r = c.post(INFER, content=big, headers={"content-type": "application/json"})
@@ -59,6 +59,11 @@ def test_oversized_bodies_are_refused_before_reading(engine):
 
         r = c.post(INFER, content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
+        # a :batch takes one upload per image: 2 x 8 KB passes the 10 KB single-upload limit
+        files = [("images", (f"{k}.png", b"\x89PNG" + b"0" * 8000, "image/png")) for k in (1, 2)]
+        r = c.post("/v1/saliency:batch", files=files)
+        results = r.json()["results"]
+        assert r.status_code == 200 and [x["error"]["status"] for x in results] == [422, 422]
 
 
 def test_the_api_key_is_checked_before_the_body_and_routes_are_configurable(engine, monkeypatch):

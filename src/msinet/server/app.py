@@ -50,10 +50,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip
-    # Bodies: an upload per image of a :batch, and room for JSON's digits in v2 requests.
-    max_body = settings.max_upload_bytes * settings.max_batch_images
+    # Bodies: one upload (a v2 JSON request included), or one per image of a :batch.
+    upload = settings.max_upload_bytes
     app.add_middleware(RequestGuard, api_key=settings.api_key, public=settings.public_routes,
-                       max_body=max_body)  # fmt: skip
+                       max_body=upload, batch_body=upload * settings.max_batch_images)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)

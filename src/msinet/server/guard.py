@@ -20,10 +20,12 @@ def _error(status: int, message: str, headers: list[tuple[bytes, bytes]] = ()):
 
 class RequestGuard:
     """401 without the right X-API-Key (compared in constant time) on every route but the
-    public ones; 413 for a body over `max_body` bytes, by Content-Length or while it streams."""
+    public ones; 413 for a body over `max_body` bytes (`batch_body` on `:batch` routes, which
+    take several uploads), by Content-Length or while it streams."""
 
-    def __init__(self, app, api_key: str | None, public: list[str], max_body: int) -> None:
-        self.app, self.max_body = app, max_body
+    def __init__(self, app, api_key: str | None, public: list[str], max_body: int,
+                 batch_body: int) -> None:  # fmt: skip
+        self.app, self.default_body, self.batch_body = app, max_body, batch_body
         self.key = api_key.encode() if api_key else None
         self.public = tuple(public)
 
@@ -35,6 +37,7 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        limit = self.batch_body if scope["path"].endswith(":batch") else self.default_body
         if self.key is not None and not self.is_public(scope["path"]):
             given = headers.get(b"x-api-key", b"")
             if not hmac.compare_digest(given, self.key):
@@ -43,9 +46,9 @@ class RequestGuard:
                     await send(message)
                 return None
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
+        if declared.isdigit() and int(declared) > limit:
             for message in _error(413, f"request body of {int(declared)} bytes is over the "
-                                       f"{self.max_body}-byte limit"):  # fmt: skip
+                                       f"{limit}-byte limit"):  # fmt: skip
                 await send(message)
             return None
         seen, over = 0, False
@@ -55,12 +58,12 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:  # stop reading: the app sees the body end here
+                if seen > limit:  # stop reading: the app sees the body end here
                     over = True
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        refusal = _error(413, f"request body is over the {self.max_body}-byte limit")
+        refusal = _error(413, f"request body is over the {limit}-byte limit")
 
         passing = False  # the app's answer began before the body ran over: let it finish
 
