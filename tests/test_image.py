@@ -69,15 +69,22 @@ def test_exif_orientation_is_applied():
     assert out.shape == (4, 2, 3)
 
 
-def test_tiny_and_extreme_aspect_images_survive_the_pipeline():
+def test_tiny_images_pass_and_degenerate_strips_are_refused():
+    """A 1x1 image is scaled up and works; a strip that would be under 8 px at the model's
+    input (1x5000 -> 1x320) is refused in words (issue 16: such files exhausted memory)."""
     from msinet.postprocess import map_to_image
     from msinet.preprocess import preprocess
 
-    for shape in [(1, 1), (1, 5000), (3000, 2)]:
+    for shape in [(1, 1), (7, 9), (30, 1000)]:
         image = load_image(encode(Image.fromarray(np.full((*shape, 3), 90, np.uint8)), "PNG"))
         x, g = preprocess(image, (240, 320))
         assert x.shape == (240, 320, 3)
         assert map_to_image(np.ones((240, 320), np.float32), g.original).shape == shape
+    for shape in [(1, 5000), (3000, 2)]:
+        image = load_image(encode(Image.fromarray(np.full((*shape, 3), 90, np.uint8)), "PNG"))
+        with pytest.raises(ImageError, match="too thin"):
+            preprocess(image, (240, 320))
+        assert map_to_image(np.ones((240, 320), np.float32), shape).shape == shape
 
 
 @pytest.mark.parametrize(
