@@ -286,7 +286,7 @@ def test_int8_self_check_shows_in_readyz_and_metrics(broken_int8_engine):
         assert "FAILED" in ready["self_check"]["summary"]
         text = c.get("/metrics").text
         assert "msinet_int8_fallback 1.0" in text
-        assert 'msinet_engine_info{engine="onnx",requested="onnx"} 1.0' in text
+        assert 'msinet_engine_info{engine="onnx",requested="onnx-int8"} 1.0' in text
         cc = ready["self_check"]["probe_cc"]
         assert f"msinet_int8_self_check_cc {cc}" in text
 

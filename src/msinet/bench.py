@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from msinet.cpu import cpu_info
     from msinet.data import open_dataset
-    from msinet.weights import default_weights
+    from msinet.pipeline import resolve
 
     samples = open_dataset("osie", args.root).samples("val")[: args.images]
     results, maps = [], {}
@@ -124,9 +124,8 @@ def run(args: argparse.Namespace) -> dict:
     engines = list(dict.fromkeys([*args.engines, reference]))  # the reference runs too
     with tempfile.TemporaryDirectory() as tmp:
         for engine in tqdm(engines, desc="msinet bench", unit="engine"):
-            weights = args.weights or str(default_weights())
-            if engine == "onnx-int8":
-                weights = args.int8 or str(default_weights("onnx-int8"))
+            given = args.int8 if engine == "onnx-int8" else args.weights
+            weights = str(resolve(given, engine)[1])  # the one engine rule, engine fixed
             out = str(Path(tmp) / engine)
             cmd = [sys.executable, "-m", "msinet.bench", "--worker", engine, "--weights", weights,
                    "--runs", str(args.runs), "--threads", str(args.threads), "--out", out,

@@ -36,9 +36,9 @@ class Metrics:
                               "self-check on this CPU and fp32 runs instead",
                               registry=self.registry)  # fmt: skip
 
-    def engine_loaded(self, engine, requested: str) -> None:
-        self.engine.labels(engine.name, requested).set(1)
-        check = engine.self_check
+    def engine_loaded(self, engine) -> None:
+        check = engine.self_check  # only the int8 engine carries one, fallen back or not
+        self.engine.labels(engine.name, "onnx-int8" if check else engine.name).set(1)
         if check is not None:
             self.fallback.set(0 if check.passed else 1)
             if check.probe_cc is not None:

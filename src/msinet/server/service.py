@@ -4,6 +4,7 @@ CPU work (decoding, resizing, encoding) runs in threads; the model runs in the b
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -89,11 +90,9 @@ class SaliencyService:
         if self.ready:
             return
         if self.engine is None:
-            requested, weights = resolve(s.weights, s.engine)
-            self.engine = await run_in_threadpool(load_engine, requested, weights, s.threads)
-        else:
-            requested = self.engine.name
-        self.metrics.engine_loaded(self.engine, requested)
+            self.engine = await run_in_threadpool(load_engine, *resolve(s.weights, s.engine),
+                                                  s.threads)  # fmt: skip
+        self.metrics.engine_loaded(self.engine)
         self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
         self.batcher = self.make_batcher(self.engine, s, self.metrics.observe)
         self.batcher.start()
@@ -126,9 +125,11 @@ class SaliencyService:
         except ValueError as e:
             raise ServiceError(422, str(e)) from e
 
-    def _decode(self, data: bytes) -> np.ndarray:
+    @contextlib.contextmanager
+    def _image_errors(self):
+        """Bad images (undecodable, too large, too thin for the model) as counted HTTP errors."""
         try:
-            return self.pipeline.decode(data)
+            yield
         except ImageTooLarge as e:
             self.metrics.rejected.labels("too_large").inc()
             raise ServiceError(413, str(e)) from e
@@ -138,12 +139,9 @@ class SaliencyService:
 
     def prepare(self, data: bytes) -> tuple[np.ndarray, np.ndarray, Geometry]:
         """Image bytes -> (RGB image, model input, geometry); 413/422 for bad images."""
-        image = self._decode(data)
-        try:
+        with self._image_errors():
+            image = self.pipeline.decode(data)
             return image, *self.pipeline.prepare(image)
-        except ImageError as e:  # decodable, but of a shape the model cannot use
-            self.metrics.rejected.labels("bad_image").inc()
-            raise ServiceError(422, str(e)) from e
 
     def admit(self, images: int = 1) -> Ticket:
         """Admission before anything is read or decoded: 503 with Retry-After at once when the
@@ -188,11 +186,8 @@ class SaliencyService:
     ) -> tuple[np.ndarray, Geometry, float]:
         """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
         self._require_ready()
-        try:
+        with self._image_errors():
             x, geometry = await run_in_threadpool(self.pipeline.prepare, image)
-        except ImageError as e:
-            self.metrics.rejected.labels("bad_image").inc()
-            raise ServiceError(422, str(e)) from e
         m, ms = await self.run_model(x, ticket)
         return m, geometry, ms
 
