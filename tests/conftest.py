@@ -74,3 +74,28 @@ def random_weights(tmp_path_factory, random_model) -> Path:
     path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_model(random_model, path, WeightsMeta(dataset="random-init", version="test"), "float16")
     return path
+
+
+@pytest.fixture(scope="session")
+def broken_int8(tmp_path_factory) -> Path:
+    """The shipped int8 file with one encoder layer's int8 weights scrambled, its probe kept:
+    its self-check fails on every CPU."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from msinet.weights import default_weights
+
+    model = onnx.load(str(default_weights("onnx-int8")))
+    rng = np.random.default_rng(0)
+    hits = 0
+    for init in model.graph.initializer:
+        if init.name == "encoder.conv3.conv3_1.weight_quantized":
+            w = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(rng.permutation(w.ravel()).reshape(w.shape),
+                                                  init.name))  # fmt: skip
+            hits += 1
+    assert hits == 1
+    path = tmp_path_factory.mktemp("broken") / "broken-int8.onnx"
+    onnx.save(model, str(path))
+    return path

@@ -292,21 +292,8 @@ def test_int8_self_check_shows_in_readyz_and_metrics(broken_int8_engine):
 
 
 @pytest.fixture(scope="module")
-def broken_int8_engine(tmp_path_factory):
-    """The shipped int8 file with one layer's int8 weights reversed: it falls back to fp32."""
-    import onnx
-    from onnx import numpy_helper
-
-    from msinet import weights as W
-
-    model = onnx.load(str(W.default_weights("onnx-int8")))
-    for init in model.graph.initializer:
-        if init.name == "encoder.conv3.conv3_1.weight_quantized":
-            w = numpy_helper.to_array(init)
-            init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w[::-1]), init.name))
-    path = tmp_path_factory.mktemp("int8") / "broken-int8.onnx"
-    onnx.save(model, str(path))
-    return load_engine("onnx-int8", path, threads=2)
+def broken_int8_engine(broken_int8):
+    return load_engine("onnx-int8", broken_int8, threads=2)
 
 
 def test_page_is_self_contained(client):
