@@ -111,12 +111,12 @@ def describe_weights(path: Path) -> dict:
     """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
     also the self-check on this CPU."""
     if path.suffix == ".onnx":
-        from msinet.engine.onnx import OnnxEngine, load_int8
+        from msinet.engine.onnx import load_int8, load_onnx
         from msinet.engine.probe import PROBE_KEY
 
-        engine = OnnxEngine(path, threads=1)
-        info = {"file": str(path), **{k: v for k, v in engine.props.items() if k != PROBE_KEY}}
-        if "quantization" in engine.props:
+        props = {p.key: p.value for p in load_onnx(path).metadata_props}  # checked, no session
+        info = {"file": str(path), **{k: v for k, v in props.items() if k != PROBE_KEY}}
+        if "quantization" in props:
             check = load_int8(path).self_check
             info["self_check"] = check.as_dict() | {"summary": check.summary()}
         return info
