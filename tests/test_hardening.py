@@ -115,3 +115,90 @@ def test_serve_with_bad_weights_is_one_line(tmp_path, content):
                         "--port", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
+
+
+@pytest.mark.parametrize("ctype", ["multipart/form-data; boundary=xyz", "image/jpeg"])
+def test_a_client_that_leaves_mid_upload_is_counted_as_such(engine, osie_images, ctype):
+    """A disconnect while the body streams is a 499 in /metrics and no "Exception in ASGI
+    application" (it used to be a 500)."""
+    app = create_app(Settings(), engine=engine)
+    data = osie_images[0].read_bytes()
+    head = b""
+    if ctype.startswith("multipart"):
+        head = (b"--xyz\r\ncontent-disposition: form-data; name=image; filename=a.jpg\r\n"
+                b"content-type: image/jpeg\r\n\r\n")  # fmt: skip
+    messages = [{"type": "http.request", "body": head + data[:1000], "more_body": True},
+                {"type": "http.disconnect"}]  # fmt: skip
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/saliency", "raw_path": b"/v1/saliency",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8000),
+             "headers": [(b"host", b"x"), (b"content-type", ctype.encode()),
+                         (b"content-length", str(len(head) + len(data)).encode())]}  # fmt: skip
+    with TestClient(app) as c:
+        c.portal.call(app, scope, receive, send)
+        assert sent[0]["status"] == 499
+        text = c.get("/metrics").text
+    assert 'route="/v1/saliency",status="499"' in text
+    assert 'route="/v1/saliency",status="500"' not in text
+
+
+class SlowEngine(BrokenEngine):
+    """Takes half a second per call, so that requests overlap."""
+
+    def predict(self, batch):
+        import time
+
+        time.sleep(0.5)
+        return np.zeros(batch.shape[:1] + batch.shape[2:], np.float32)
+
+
+def test_images_in_flight_are_bounded_by_their_pixels(engine, osie_images):
+    """Three real OSIE images at once against a budget of two: the third is refused with 503
+    before it is decoded; an image larger than the budget still runs when it is alone."""
+    import asyncio
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from msinet.image import declared_pixels
+
+    one = osie_images[0].read_bytes()
+    app = create_app(Settings(max_inflight_pixels=int(2.5 * declared_pixels(one)),
+                              max_batch_size=1, inflight_batches=1),
+                     engine=SlowEngine(engine))  # fmt: skip
+    buf = io.BytesIO()
+    Image.new("RGB", (1200, 1000), (90, 120, 30)).save(buf, "PNG")
+    big = buf.getvalue()
+
+    async def run():
+        service = app.state.service
+        await service.start()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+
+            async def post(data):
+                return await c.post("/v1/saliency", content=data,
+                                    headers={"content-type": "image/jpeg"})  # fmt: skip
+
+            rs = await asyncio.gather(*(post(one) for _ in range(3)))
+            alone = await post(big)
+            metrics = (await c.get("/metrics")).text
+        await service.stop()
+        return rs, alone, metrics, service.pixels
+
+    rs, alone, metrics, left = asyncio.run(run())
+    assert sorted(r.status_code for r in rs) == [200, 200, 503]
+    refused = next(r for r in rs if r.status_code == 503)
+    assert "pixel limit" in refused.json()["error"]["message"] and refused.headers["retry-after"]
+    assert alone.status_code == 200 and alone.headers["x-map-shape"] == "1000x1200"
+    assert 'reason="memory"' in metrics and left == 0

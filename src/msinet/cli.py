@@ -248,6 +248,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from msinet.engine import load_engine
     from msinet.pipeline import resolve
     from msinet.server.app import create_app
+    from msinet.server.connections import ConnectionLimits, configure
     from msinet.server.settings import Settings
     from msinet.weights import WeightsError
 
@@ -275,12 +276,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     )
             uvicorn.run("msinet.server.app:app_from_env", factory=True, host=settings.host,
                         port=settings.port, workers=settings.workers,
-                        timeout_graceful_shutdown=30)  # fmt: skip
+                        timeout_graceful_shutdown=30,
+                        **configure(ConnectionLimits.of(settings)))  # fmt: skip
             return 0
         app = create_app(settings, engine=engine)
     except (ValidationError, ValueError, WeightsError) as e:
         return fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))
-    uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=30)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=30,
+        **configure(ConnectionLimits.of(settings)),
+    )
     return 0
 
 

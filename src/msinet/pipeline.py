@@ -62,9 +62,10 @@ class Pipeline:
         return map_to_image(m, geometry.original)
 
     @staticmethod
-    def encode(image: np.ndarray, saliency: np.ndarray, fmt: str = "png", *, with_overlay=False,
-               colormap: str = "jet", alpha: float = 0.6, quality: int = 90) -> bytes:  # fmt: skip
-        """An image-size map (or its overlay on `image`) as PNG or JPEG bytes."""
+    def encode(image: np.ndarray | None, saliency: np.ndarray, fmt: str = "png", *,
+               with_overlay=False, colormap: str = "jet", alpha: float = 0.6,
+               quality: int = 90) -> bytes:  # fmt: skip
+        """An image-size map (or its overlay on `image`, needed only then) as PNG or JPEG."""
         picture = overlay(image, saliency, colormap, alpha) if with_overlay else to_uint8(saliency)
         return encode_jpeg(picture, quality) if fmt == "jpeg" else encode_png(picture)
 

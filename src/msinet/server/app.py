@@ -10,18 +10,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from msinet import __version__
 from msinet.engine import Engine
 from msinet.server.batcher import MakeBatcher, make_batcher
+from msinet.server.errors import CLIENT_CLOSED, error_body
 from msinet.server.guard import RequestGuard
 from msinet.server.observability import Metrics, MetricsMiddleware
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
-
-
-def error_body(status: int, message: str, **extra) -> dict:
-    return {"error": {"status": status, "message": message, **extra}}
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
@@ -53,7 +51,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     # Bodies: one upload (a v2 JSON request included), or one per image of a :batch.
     upload = settings.max_upload_bytes
     app.add_middleware(RequestGuard, api_key=settings.api_key, public=settings.public_routes,
-                       max_body=upload, batch_body=upload * settings.max_batch_images)  # fmt: skip
+                       max_body=upload, batch_body=upload * settings.max_batch_images,
+                       body_timeout=settings.body_timeout_s,
+                       max_headers=settings.max_headers)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)
@@ -65,6 +65,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         """404, 405 and the like in the same error body as every other status."""
         return JSONResponse(error_body(e.status_code, str(e.detail)), e.status_code,
                             headers=getattr(e, "headers", None))  # fmt: skip
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, e: ClientDisconnect):
+        """The client closed the connection before its request was read: nobody gets this
+        answer, but the metrics and the access log count it as such (nginx's 499), not as a
+        server error."""
+        return JSONResponse(error_body(CLIENT_CLOSED, "client closed the connection"),
+                            CLIENT_CLOSED)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, e: Exception):
@@ -83,5 +91,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
 
 
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory` with several workers: settings come from MSINET_* variables."""
-    return create_app(Settings())
+    """For `uvicorn --factory` with several workers: settings come from MSINET_* variables,
+    and so do this worker's connection limits."""
+    from msinet.server.connections import ConnectionLimits, configure
+
+    settings = Settings()
+    configure(ConnectionLimits.of(settings))
+    return create_app(settings)

@@ -1,17 +1,22 @@
-"""Checks made before a request's body is read: the API key and the body's size.
+"""Checks made before a request's body is read: the header count, the API key, and the body's
+size and pace.
 
 As plain ASGI, ahead of routing and body parsing: an unauthenticated or oversized request costs
 the server its headers only, whatever the route would have parsed (a 192 MB JSON body used to
-be read and parsed before the key was checked)."""
+be read and parsed before the key was checked). Limits on the connection itself (header bytes
+and time, connection count) are in `connections.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
+import time
+
+from msinet.server.errors import error_bytes
 
 
 def _error(status: int, message: str, headers: list[tuple[bytes, bytes]] = ()):
-    body = json.dumps({"error": {"status": status, "message": message}}).encode()
+    body = error_bytes(status, message)
     start = {"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         *headers]}  # fmt: skip
@@ -19,15 +24,19 @@ def _error(status: int, message: str, headers: list[tuple[bytes, bytes]] = ()):
 
 
 class RequestGuard:
-    """401 without the right X-API-Key (compared in constant time) on every route but the
-    public ones; 413 for a body over `max_body` bytes (`batch_body` on `:batch` routes, which
-    take several uploads), by Content-Length or while it streams."""
+    """431 for more than `max_headers` header fields; 401 without the right X-API-Key
+    (compared in constant time) on every route but the public ones; 413 for a body over
+    `max_body` bytes (`batch_body` on `:batch` routes, which take several uploads), by
+    Content-Length or while it streams; 408 for a body not complete `body_timeout` seconds
+    after the headers (a slow sender holds a connection and a route's parser)."""
 
     def __init__(self, app, api_key: str | None, public: list[str], max_body: int,
-                 batch_body: int) -> None:  # fmt: skip
+                 batch_body: int, body_timeout: float = 60.0,
+                 max_headers: int = 100) -> None:  # fmt: skip
         self.app, self.default_body, self.batch_body = app, max_body, batch_body
         self.key = api_key.encode() if api_key else None
         self.public = tuple(public)
+        self.body_timeout, self.max_headers = body_timeout, max_headers
 
     def is_public(self, path: str) -> bool:
         return any(path == p or (p != "/" and path.startswith(p.rstrip("/") + "/"))
@@ -36,6 +45,12 @@ class RequestGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if len(scope["headers"]) > self.max_headers:
+            for message in _error(431, f"{len(scope['headers'])} request header fields, over "
+                                       f"the limit of {self.max_headers}",
+                                  [(b"connection", b"close")]):  # fmt: skip
+                await send(message)
+            return None
         headers = dict(scope["headers"])
         limit = self.batch_body if scope["path"].endswith(":batch") else self.default_body
         if self.key is not None and not self.is_public(scope["path"]):
@@ -51,28 +66,36 @@ class RequestGuard:
                                        f"{limit}-byte limit"):  # fmt: skip
                 await send(message)
             return None
-        seen, over = 0, False
+        seen, complete, refusal = 0, False, None
+        deadline = time.monotonic() + self.body_timeout
+        end = {"type": "http.request", "body": b"", "more_body": False}
 
         async def limited_receive():
-            nonlocal seen, over
-            message = await receive()
+            nonlocal seen, complete, refusal
+            if complete:  # after the body, only a disconnect can come: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:  # stop reading: the app sees the body end here
+                refusal = _error(408, f"request body not complete within {self.body_timeout:g} s",
+                                 [(b"connection", b"close")])  # fmt: skip
+                return end
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > limit:  # stop reading: the app sees the body end here
-                    over = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
+                    refusal = _error(413, f"request body is over the {limit}-byte limit")
+                    return end
             return message
 
-        refusal = _error(413, f"request body is over the {limit}-byte limit")
-
-        passing = False  # the app's answer began before the body ran over: let it finish
+        passing = False  # the app's answer began before the body was refused: let it finish
 
         async def guarded_send(message) -> None:
             nonlocal passing
-            if not over or passing:
+            if refusal is None or passing:
                 passing = passing or message["type"] == "http.response.start"
                 return await send(message)
-            # whatever the app made of the cut body, the answer is the 413
+            # whatever the app made of the cut body, the answer is the refusal
             if message["type"] == "http.response.start":
                 await send(refusal[0])
             elif not message.get("more_body", False):

@@ -14,7 +14,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from msinet.engine import Engine, load_engine
-from msinet.image import ImageError, ImageTooLarge
+from msinet.image import ImageError, ImageTooLarge, declared_pixels
 from msinet.pipeline import Pipeline, resolve
 from msinet.postprocess import colormap_lut
 from msinet.preprocess import Geometry
@@ -82,6 +82,7 @@ class SaliencyService:
         self.batcher: BatcherLike | None = None
         self.pipeline: Pipeline | None = None  # decode/preprocess and map back/encode
         self.admitted = 0  # images admitted but not yet queued (uploading, decoding)
+        self.pixels = 0  # pixels of the images being decoded, queued, run or encoded
         self.ready = False
 
     async def start(self) -> None:
@@ -158,6 +159,24 @@ class SaliencyService:
         self.admitted += images
         return Ticket(self, images, time.perf_counter() + timeout)
 
+    @contextlib.contextmanager
+    def hold_pixels(self, data: bytes):
+        """Memory bound: the images in flight may declare `max_inflight_pixels` in all (their
+        decoded arrays and full-size maps scale with it); beyond, 503 at once, before decoding.
+        An image alone is always taken (`max_pixels` caps it)."""
+        n = declared_pixels(data)
+        budget = self.settings.max_inflight_pixels
+        if self.pixels and self.pixels + n > budget:
+            self.metrics.rejected.labels("memory").inc()
+            raise ServiceError(503, f"server busy: {self.pixels} pixels of images in flight, "
+                               f"{n} more would pass the {budget}-pixel limit",
+                               {"Retry-After": "1"})  # fmt: skip
+        self.pixels += n
+        try:
+            yield
+        finally:
+            self.pixels -= n
+
     async def run_model(self, x: np.ndarray, ticket: Ticket | None = None,
                         ) -> tuple[np.ndarray, float]:  # fmt: skip
         """Model-size map of one preprocessed image, and ms spent in queue + model; a 504 at
@@ -196,14 +215,18 @@ class SaliencyService:
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(opts)
         self._require_ready()
-        # one thread hop per side of the model: each hop costs the event loop a round trip
-        image, x, geometry = await run_in_threadpool(self.prepare, data)
-        m, model_ms = await self.run_model(x, ticket)
-        body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
+        with self.hold_pixels(data):
+            # one thread hop per side of the model: each hop costs the event loop a round trip
+            image, x, geometry = await run_in_threadpool(self.prepare, data)
+            if not opts.overlay:
+                image = None  # not held while queued: only an overlay needs it again
+            m, model_ms = await self.run_model(x, ticket)
+            body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
         shape = geometry.original if opts.size == "original" else self.size
         return Result(body, media, shape, model_ms)
 
-    def encode(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, opts: Options):
+    def encode(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
+               opts: Options):  # fmt: skip
         if opts.size == "original":
             m = self.pipeline.map_back(m, geometry)
         if opts.format == "npy":

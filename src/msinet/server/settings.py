@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="per request; beyond: 504")
     max_upload_mb: float = Field(20.0, gt=0, description="request body; beyond: 413")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="image pixels; beyond: 413")
+    max_inflight_pixels: int = Field(64_000_000, ge=1, description="pixels of all images in "
+                                     "flight, which bounds memory (docs/serving.md); beyond: "
+                                     "503")  # fmt: skip
+    max_connections: int = Field(512, ge=1, description="open connections; beyond, the one "
+                                 "idle the longest is closed, or 503 if all are busy")  # fmt: skip
+    header_timeout_s: float = Field(10.0, gt=0, description="request headers must arrive "
+                                    "within this; beyond: 408")  # fmt: skip
+    body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within "
+                                  "this; beyond: 408")  # fmt: skip
+    max_header_kb: float = Field(32.0, gt=0, description="request headers; beyond: 431")
+    max_headers: int = Field(100, ge=1, description="request header fields; beyond: 431")
     max_batch_images: int = Field(16, ge=1, description="images in one /v1/saliency:batch")
     api_key_env: str | None = Field(None, description="require X-API-Key equal to this "
                                     "environment variable's value")  # fmt: skip

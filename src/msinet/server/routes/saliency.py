@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 from msinet.server.routes import read_limited, service_of, settings_of
 from msinet.server.service import Options, ServiceError
@@ -54,6 +55,8 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[tuple
             raise ServiceError(413, f"upload of {declared} bytes is over the limit")
         try:
             form = await request.form(max_files=most, max_fields=8, max_part_size=limit)
+        except ClientDisconnect:
+            raise
         except Exception as e:  # malformed multipart, too many parts
             raise ServiceError(400, f"malformed multipart body: {e}") from e
         files = [v for v in form.getlist(field) if isinstance(v, UploadFile)]
