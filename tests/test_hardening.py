@@ -202,3 +202,11 @@ def test_images_in_flight_are_bounded_by_their_pixels(engine, osie_images):
     assert "pixel limit" in refused.json()["error"]["message"] and refused.headers["retry-after"]
     assert alone.status_code == 200 and alone.headers["x-map-shape"] == "1000x1200"
     assert 'reason="memory"' in metrics and left == 0
+
+
+def test_freed_memory_goes_back_on_glibc():
+    import platform
+
+    from msinet.server.memory import return_freed_memory
+
+    assert return_freed_memory() == (platform.libc_ver()[0] == "glibc")

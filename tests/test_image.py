@@ -120,3 +120,36 @@ def test_huge_declared_size_is_refused_before_decoding():
         load_image(png_with_declared_size(100_000, 100_000))
     with pytest.raises(ImageTooLarge):
         load_image(png_with_declared_size(3000, 3000), max_pixels=1_000_000)
+
+
+def test_large_images_are_copied_out_in_strips_exactly(osie_images):
+    from PIL import Image as PILImage
+
+    from msinet.image import STRIP_ROWS, pixels
+
+    img = PILImage.open(osie_images[0]).convert("RGB").resize((2100, 1900))
+    assert img.width * img.height > STRIP_ROWS * 4096
+    out = pixels(img)
+    assert out.flags.writeable and np.array_equal(out, np.array(img))
+
+
+def test_a_jpeg_that_declares_more_pixels_than_its_data_can_hold(tmp_path, osie_images):
+    """A real OSIE JPEG whose frame header is patched from 800x600 to 7000x7000: libjpeg
+    would fill the rest with grey; msinet refuses it, from a file and from bytes. The floor is
+    one bit per 8x8 block, so the flattest real JPEGs of that size pass."""
+    data = bytearray(osie_images[0].read_bytes())
+    sof = data.find(b"\xff\xc0")
+    assert struct.unpack(">HH", data[sof + 5 : sof + 9]) == (600, 800)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 7000, 7000)
+    lying = tmp_path / "lying.jpg"
+    lying.write_bytes(bytes(data))
+    for source in (lying, bytes(data)):
+        with pytest.raises(ImageError, match="declares 7000x7000, which needs at least"):
+            load_image(source)
+    for mode, options in (("L", {"progressive": True, "optimize": True, "quality": 1}),
+                          ("RGB", {"optimize": True, "quality": 1})):  # fmt: skip
+        buf = io.BytesIO()
+        Image.new(mode, (3000, 3000), 128 if mode == "L" else (128, 128, 128)).save(
+            buf, "JPEG", **options
+        )
+        assert load_image(buf.getvalue()).shape == (3000, 3000, 3)

@@ -129,3 +129,36 @@ def test_overlay_and_uint8():
     assert peak[0] > peak[2] + 30  # red over blue at the most salient pixel
     with pytest.raises(ValueError, match="unknown colormap"):
         overlay(image, sal, "not-a-map")
+
+
+def test_huge_images_are_resized_in_blocks_with_the_same_result(osie_images):
+    """A uint8 image over resize.BLOCK_ELEMENTS is converted to float a block of rows at a
+    time (memory, issue 16): the same map as the one-shot float path, to float rounding."""
+    from PIL import Image as PILImage
+
+    from msinet.image import load_image
+    from msinet.resize import BLOCK_ELEMENTS, resize_tf
+
+    small = PILImage.fromarray(load_image(osie_images[0]))
+    big = np.asarray(small.resize((3000, 2000), PILImage.Resampling.BICUBIC))
+    assert big.size > BLOCK_ELEMENTS
+    blocked = resize_tf(big, (240, 320))
+    whole = resize_tf(big.astype(np.float32), (240, 320))
+    assert blocked.shape == whole.shape == (240, 320, 3)
+    np.testing.assert_allclose(blocked, whole, atol=2e-3)
+    # a large output is filled in blocks of rows: the same as two halves made in one block each
+    m = np.random.default_rng(0).random((30, 40), np.float32)
+    up = resize_tf(m, (4100, 4200))
+    halves = [resize_tf(m, (4100, 4200), window=w) for w in ((0, 2050, 0, 4200),
+                                                           (2050, 4100, 0, 4200))]  # fmt: skip
+    assert up.size > BLOCK_ELEMENTS and up.flags.c_contiguous
+    assert np.array_equal(up, np.concatenate(halves))
+
+
+def test_to_uint8_in_blocks_equals_the_formula():
+    from msinet.postprocess import to_uint8
+
+    m = np.random.default_rng(1).uniform(-0.2, 1.2, (301, 257)).astype(np.float32)
+    expected = np.rint(np.clip(m, 0.0, 1.0) * 255.0).astype(np.uint8)
+    assert np.array_equal(to_uint8(m, block=1000), expected)
+    assert np.array_equal(to_uint8(m), expected)

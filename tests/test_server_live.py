@@ -91,6 +91,11 @@ def test_malformed_barrage_then_a_valid_request(live_server, osie_images):
                                      {"content-type": "application/json"}}),
         ("/v2/models/msinet/infer", {"json": {"inputs": [{"name": "image", "shape": [9, 9, 3],
                                                           "datatype": "UINT8", "data": [1]}]}}),
+        # headers over the limit (431 from the connection itself, not httptools' unlimited parse)
+        ("/v1/saliency", {"content": jpeg, "headers": {"content-type": "image/jpeg",
+                                                       "x-big": "a" * 100_000}}),
+        ("/v1/saliency", {"content": jpeg, "headers": {"content-type": "image/jpeg",
+                                                       **{f"x-{i}": "1" for i in range(150)}}}),
     ]  # fmt: skip
 
     async def barrage(n: int) -> list[int]:
@@ -102,6 +107,7 @@ def test_malformed_barrage_then_a_valid_request(live_server, osie_images):
 
     codes = asyncio.run(barrage(320))
     assert all(400 <= c < 500 for c in codes), sorted(set(codes))
+    assert codes.count(431) == 2 * 320 // len(bad_requests)
     r = httpx.post(f"{url}/v1/saliency", files={"image": ("a.jpg", jpeg, "image/jpeg")}, timeout=60)
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (800, 600)
     assert rss_mb(pid) - before < 300, (before, rss_mb(pid))

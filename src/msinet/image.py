@@ -83,6 +83,9 @@ def load_image(
                 raise ImageTooLarge(
                     f"{prefix}{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
                 )
+            if img.format in ("JPEG", "MPO"):
+                size = len(source) if prefix == "" else fp.stat().st_size
+                check_jpeg_size(img, w, h, size, prefix)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -94,6 +97,43 @@ def load_image(
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{prefix}corrupt or truncated image ({e})") from e
     return to_rgb(img)
+
+
+# Huffman-coded JPEG frames (SOF0-3, 5-7); arithmetic coding (SOF9-15) has no bit floor.
+HUFFMAN_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}
+
+
+def jpeg_frame_marker(fp) -> int | None:
+    """The SOF marker byte of a JPEG stream (segments walked from the start), or None."""
+    fp.seek(2)
+    while True:
+        head = fp.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return None
+        marker, length = head[1], int.from_bytes(head[2:], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        if marker == 0xDA or length < 2:  # scan data reached without a frame header
+            return None
+        fp.seek(length - 2, io.SEEK_CUR)
+
+
+def check_jpeg_size(img: Image.Image, w: int, h: int, size: int, prefix: str) -> None:
+    """Refuse a JPEG too small for the size it declares. Huffman coding spends at least one
+    bit on each 8x8 block's DC coefficient (in any scan order), so a real W x H JPEG has at
+    least ceil(W/8) * ceil(H/8) / 8 bytes; libjpeg fills what a short or lying stream lacks
+    with grey and only warns (a 63 KB file declaring 7000x7000 was answered with a map)."""
+    floor = -(-w // 8) * -(-h // 8) // 8
+    if size >= floor:
+        return
+    position = img.fp.tell()
+    try:
+        marker = jpeg_frame_marker(img.fp)
+    finally:
+        img.fp.seek(position)
+    if marker in HUFFMAN_SOF:
+        raise ImageError(f"{prefix}corrupt or truncated image (JPEG declares {w}x{h}, which "
+                         f"needs at least {floor} bytes, but has {size})")  # fmt: skip
 
 
 def declared_pixels(data: bytes) -> int:
@@ -124,6 +164,23 @@ def to_rgb(img: Image.Image) -> np.ndarray:
         img = Image.alpha_composite(background, img.convert("RGBA"))
     if img.mode != "RGB":
         img = img.convert("RGB")
-    # A read-only view of Pillow's bytes: np.array would copy them once more, and for a 49 MP
-    # image that copy is 147 MB at the moment memory peaks (issue 16).
-    return np.asarray(img, dtype=np.uint8)
+    return pixels(img)
+
+
+# Rows copied out of Pillow at a time, for large images.
+STRIP_ROWS = 256
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    """A writable (H, W, C) uint8 copy of an RGB image. np.array(img) goes through
+    `tobytes`, which joins its chunks into one more copy: for a 49 MP image 2 x 147 MB on top
+    of Pillow's own 196 MB, at the moment memory peaks (issue 16). Large images are copied a
+    strip of rows at a time instead."""
+    w, h = img.size
+    if w * h <= STRIP_ROWS * 4096:
+        return np.array(img, dtype=np.uint8)
+    out = np.empty((h, w, len(img.getbands())), np.uint8)
+    for top in range(0, h, STRIP_ROWS):
+        strip = img.crop((0, top, w, min(h, top + STRIP_ROWS)))
+        out[top : top + strip.height] = np.asarray(strip).reshape(strip.height, w, -1)
+    return out

@@ -21,11 +21,20 @@ def map_to_image(saliency: np.ndarray, original: tuple[int, int]) -> np.ndarray:
     cover = fit_size(saliency.shape, original, cover=True)
     top, left = (cover[0] - original[0]) // 2, (cover[1] - original[1]) // 2
     window = (top, top + original[0], left, left + original[1])
-    return np.clip(resize_tf(saliency, cover, window), 0.0, 1.0)
+    out = resize_tf(saliency, cover, window)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def to_uint8(saliency: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(saliency, 0.0, 1.0) * 255.0).astype(np.uint8)
+def to_uint8(saliency: np.ndarray, block: int = 1 << 22) -> np.ndarray:
+    """0..1 -> 0..255, rounded; a block at a time, so that a 49 MP map takes no full-size float
+    temporaries on top of itself."""
+    flat = np.ravel(saliency)
+    out = np.empty(flat.shape, np.uint8)
+    for i in range(0, flat.size, block):
+        t = np.clip(flat[i : i + block], 0.0, 1.0)
+        t *= 255.0
+        out[i : i + block] = np.rint(t, out=t)
+    return out.reshape(np.shape(saliency))
 
 
 @lru_cache(maxsize=16)

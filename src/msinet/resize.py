@@ -84,6 +84,11 @@ def fit_size(
     return max(1, int(np.rint(original[0] * r))), max(1, int(np.rint(original[1] * r)))
 
 
+# Inputs larger than this (elements) are converted to float32 in blocks of rows: a 49 MP RGB
+# image would otherwise take a 588 MB float copy just to be shrunk to the model's input.
+BLOCK_ELEMENTS = 1 << 24
+
+
 # Each output pixel reads a few inputs (4 for bicubic, ~s+1 for area), so the products are sparse:
 # a few MACs per pixel where dense ones cost `in_size`, and BLAS's threads stay out of it. Only
 # the sparse forms are cached; the dense matrices above are built once per size, for them.
@@ -115,12 +120,23 @@ def resize(image: np.ndarray, size: tuple[int, int], method: Method,
     top, bottom, left, right = window or (0, h, 0, w)
     H, W = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
-    x = image.astype(np.float32, copy=False).reshape(H, W * channels)
     rows = _rows(method, H, h, top, bottom)
     cols = _cols(method, W, w, channels, left, right)
-    out = (rows @ x) @ cols  # (bottom - top, (right - left) * C)
-    shape = (bottom - top, right - left, *image.shape[2:])
-    return np.ascontiguousarray(out.reshape(shape), dtype=np.float32)
+    x = image.reshape(H, W * channels)
+    if x.dtype == np.float32 or x.size <= BLOCK_ELEMENTS:
+        first = rows @ x.astype(np.float32, copy=False)
+    else:  # a huge uint8 image: converted a block of rows at a time, never whole
+        step = max(1, BLOCK_ELEMENTS // x.shape[1])
+        by_column = sparse.csc_array(rows)
+        first = sum(by_column[:, i : i + step] @ x[i : i + step].astype(np.float32)
+                    for i in range(0, H, step))  # fmt: skip
+    # (bottom - top, (right - left) * C), filled a block of rows at a time: a dense @ sparse
+    # product comes back in column order, and one for a 49 MP map would be copied whole
+    out = np.empty((first.shape[0], cols.shape[1]), np.float32)
+    step = max(1, BLOCK_ELEMENTS // max(1, cols.shape[1]))
+    for i in range(0, first.shape[0], step):
+        out[i : i + step] = first[i : i + step] @ cols
+    return out.reshape(bottom - top, right - left, *image.shape[2:])
 
 
 def resize_tf(image: np.ndarray, size: tuple[int, int],

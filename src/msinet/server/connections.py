@@ -28,6 +28,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from msinet.server.errors import raw_response
 
+# seconds a refused connection keeps reading (and dropping) before it closes
+LINGER_S = 2.0
+
 # file descriptors beyond the connections: the listening socket, logs, model files, threads
 SPARE_FDS = 64
 
@@ -54,15 +57,14 @@ class LimitedH11Protocol(H11Protocol):
         self.header_timer = None
         self.header_bytes = 0  # bytes of a request whose headers are not complete yet
         self.tail = b""  # the last bytes of those, where the end of the headers may begin
+        self.lingering = False  # answered with an error, closing soon
         self.last_active = self.loop.time()
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections and not self.evict_idle():
-            transport.write(raw_response(503, f"server is at its limit of "
-                                         f"{self.limits.max_connections} connections",
-                                         {"retry-after": "1"}))  # fmt: skip
-            transport.close()
+            self.close_with(503, f"server is at its limit of {self.limits.max_connections} "
+                                 "connections", {"retry-after": "1"})  # fmt: skip
             return
         self.arm_header_timer()
 
@@ -72,9 +74,11 @@ class LimitedH11Protocol(H11Protocol):
 
     def idle(self) -> bool:
         """No request running: waiting for headers, or kept alive between requests."""
-        return (self.cycle is None or self.cycle.response_complete) and (
-            self.conn.their_state in (h11.IDLE, h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
-        )
+        if self.lingering:
+            return True
+        running = self.cycle is not None and not self.cycle.response_complete
+        return not running and self.conn.their_state in (h11.IDLE, h11.DONE, h11.MUST_CLOSE,
+                                                          h11.CLOSED)  # fmt: skip
 
     def evict_idle(self) -> bool:
         idle = [c for c in self.connections
@@ -86,11 +90,20 @@ class LimitedH11Protocol(H11Protocol):
         oldest.close_with(None)
         return True
 
-    def close_with(self, status: int | None, message: str = "") -> None:
+    def close_with(self, status: int | None, message: str = "",
+                   headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Close, answering `status` first. After an answer the connection lingers, reading
+        and dropping what the client still sends, for up to LINGER_S: closing a socket with
+        unread data makes the kernel send a reset, which can destroy the answer in flight."""
         self.cancel_header_timer()
-        if status is not None:
-            self.transport.write(raw_response(status, message))
-        self.transport.close()
+        if status is None:
+            self.transport.close()
+            return
+        self.lingering = True
+        self.transport.write(raw_response(status, message, headers))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
     def arm_header_timer(self) -> None:
         if self.header_timer is None:
@@ -104,7 +117,7 @@ class LimitedH11Protocol(H11Protocol):
 
     def header_timeout(self) -> None:
         self.header_timer = None
-        if self.transport.is_closing() or not self.idle():
+        if self.transport.is_closing() or self.lingering or not self.idle():
             return
         if self.header_bytes:  # a request began and its headers did not finish
             self.close_with(408, f"request headers not complete within "
@@ -113,6 +126,8 @@ class LimitedH11Protocol(H11Protocol):
             self.close_with(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:  # answered and closing: the rest is dropped
+            return
         self.last_active = self.loop.time()
         if self.conn.their_state is h11.IDLE:  # reading a request's headers
             self.arm_header_timer()

@@ -19,6 +19,7 @@ from msinet.pipeline import Pipeline, resolve
 from msinet.postprocess import colormap_lut
 from msinet.preprocess import Geometry
 from msinet.server.batcher import BatcherLike, MakeBatcher, QueueFull, make_batcher
+from msinet.server.memory import return_freed_memory
 from msinet.server.observability import Metrics
 from msinet.server.settings import Settings
 
@@ -52,7 +53,7 @@ class Result:
 
 
 # Admit new work only if it is expected to finish within this share of the request timeout.
-ADMIT_SHARE = 0.8
+ADMIT_SHARE = 0.7
 
 
 class Ticket:
@@ -90,6 +91,7 @@ class SaliencyService:
         s = self.settings
         if self.ready:
             return
+        return_freed_memory()
         if self.engine is None:
             self.engine = await run_in_threadpool(load_engine, *resolve(s.weights, s.engine),
                                                   s.threads)  # fmt: skip
