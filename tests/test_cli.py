@@ -142,7 +142,7 @@ def test_info_on_corrupt_file(tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
     assert main(["info", str(bad)]) == 2
-    assert "not a readable safetensors" in capsys.readouterr().err
+    assert "not a safetensors file" in capsys.readouterr().err
 
 
 def test_export_fp16_keeps_metadata_and_updates_version(tmp_path, random_model, capsys):

@@ -41,7 +41,7 @@ def read(path):
 def assert_same_maps(out, reference) -> None:
     """Maps equal `msinet predict`'s up to one grey level: ORT's float sums depend on the
     batch composition."""
-    for p in sorted(reference.iterdir()):
+    for p in sorted(reference.glob("*.png")):
         assert np.abs(read(out / p.name).astype(int) - read(p)).max() <= 1, p.name
 
 
@@ -65,6 +65,33 @@ def test_batch_scoring_matches_predict_and_resumes(local_ray, tmp_path, inputs, 
     assert predict("--ray", str(inputs), "-o", str(out)) == 0
     assert "2 written, 2 already done" in capsys.readouterr().err
     assert_same_maps(out, plain)
+
+
+def test_ray_names_outputs_like_predict_and_honours_overlay(local_ray, tmp_path, osie_images,
+                                                            weights, capsys):  # fmt: skip
+    """sub1/x.jpg and sub2/x.jpg used to land on one x.png (issue 17); --overlay wrote
+    nothing. A file:// URI folder is listed up front and named the same way."""
+    import shutil
+
+    src = tmp_path / "in"
+    for sub, image in (("sub1", 0), ("sub2", 1)):
+        (src / sub).mkdir(parents=True)
+        shutil.copy(osie_images[image], src / sub / "x.jpg")
+
+    def predict(*args: str) -> int:
+        return main(["predict", *args, "--weights", str(weights), "--engine", "onnx", "-q",
+                     "--overlay"])  # fmt: skip
+
+    plain, out, uri = tmp_path / "plain", tmp_path / "ray", tmp_path / "uri"
+    assert predict(str(src), "-o", str(plain)) == 0
+    assert predict("--ray", str(src), "-o", str(out)) == 0
+    assert "2 written" in capsys.readouterr().err
+    expected = ["sub1_x.png", "sub1_x_overlay.jpg", "sub2_x.png", "sub2_x_overlay.jpg"]
+    assert sorted(p.name for p in plain.iterdir()) == expected
+    assert sorted(p.name for p in out.iterdir()) == expected
+    assert_same_maps(out, plain)
+    assert predict("--ray", f"file://{src}", "-o", str(uri)) == 0
+    assert sorted(p.name for p in uri.iterdir()) == expected
 
 
 def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights, osie_images):

@@ -2,12 +2,14 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from msinet.config import TrainConfig
+from msinet.files import written_whole
 from msinet.losses import cc_loss, kld_loss, nss_loss
 from msinet.model_io import load_model
 from msinet.train import Trainer
@@ -53,28 +55,38 @@ def config(root, vgg16, out, epochs):
 
 
 @pytest.mark.slow
-def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root, vgg16_path):
+def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root, vgg16_path,
+                                                              monkeypatch):  # fmt: skip
     history = Trainer(config(osie_root, vgg16_path, tmp_path / "a", 3)).fit(progress=False)
     losses = [h["train_loss"] for h in history]
     assert losses[-1] < losses[0]
-    for name in (
-        "best.safetensors",
-        "last.safetensors",
-        "last-optim.safetensors",
-        "log.csv",
-        "curves.png",
-        "state.json",
-    ):
-        assert (tmp_path / "a" / name).is_file(), name
     state = json.loads((tmp_path / "a" / "state.json").read_text())
     assert state["epoch"] == 3 and len(state["history"]) == 3
+    names = {"best.safetensors", "last.safetensors", "log.csv", "curves.png", "state.json", "cache",
+             *state["files"].values()}  # fmt: skip
+    assert {p.name for p in (tmp_path / "a").iterdir()} == names  # old epochs pruned
     _, meta = load_arrays(tmp_path / "a" / "best.safetensors")
     assert meta.dataset == "osie" and meta.training_size == (240, 320)
     assert meta.input_order == "bgr" and meta.extra["epoch"] == str(state["best_epoch"])
 
-    # interrupted after 2 epochs, then resumed for the third: the same weights
+    # interrupted after 2 epochs; then killed in epoch 3 after its files were written but
+    # before the state was committed, with a half-written file left; resumed: the same weights
     Trainer(config(osie_root, vgg16_path, tmp_path / "b", 2)).fit(progress=False)
+    import msinet.train
+
+    def killed_at_commit(path):
+        if Path(path).name == "state.json":
+            (tmp_path / "b" / "epoch-0003.safetensors.partial").write_bytes(b"half")
+            raise KeyboardInterrupt
+        return written_whole(path)
+
+    monkeypatch.setattr(msinet.train, "written_whole", killed_at_commit)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(osie_root, vgg16_path, tmp_path / "b", 3)).fit(resume=True, progress=False)
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "b" / "state.json").read_text())["epoch"] == 2
     Trainer(config(osie_root, vgg16_path, tmp_path / "b", 3)).fit(resume=True, progress=False)
+    assert not list((tmp_path / "b").glob("*.partial"))
     a = load_model(tmp_path / "a" / "last.safetensors").state_dict()
     b = load_model(tmp_path / "b" / "last.safetensors").state_dict()
     for k in a:

@@ -48,7 +48,7 @@ def test_corrupted_file_fails_the_hash(tmp_path, random_weights):
 def test_truncated_file(tmp_path, random_weights):
     bad = tmp_path / "short.safetensors"
     bad.write_bytes(random_weights.read_bytes()[:5000])
-    with pytest.raises(WeightsError, match="not a readable safetensors|corrupted"):
+    with pytest.raises(WeightsError, match="not a safetensors file|corrupted"):
         load_arrays(bad)
 
 
@@ -102,3 +102,76 @@ def test_no_shipped_weights_is_said_clearly(monkeypatch):
     monkeypatch.setattr(W, "SHIPPED", {})
     with pytest.raises(WeightsError, match="no trained weights are installed"):
         W.default_weights()
+
+
+def _tampered(tmp_path, random_model, change):
+    """A weights file whose tensors were changed and then saved properly (a valid hash)."""
+    tensors = {k: v.detach().numpy().copy() for k, v in random_model.state_dict().items()}
+    change(tensors)
+    path = tmp_path / "tampered.safetensors"
+    W.save_arrays(path, tensors, WeightsMeta())
+    return path
+
+
+def _nan(t):
+    t["decoder.conv4.weight"][0, 0, 0, 0] = np.nan
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: t.update({"aspp.conv2.weight": t["aspp.conv2.weight"][:255]}), "wrong shapes"),
+    (lambda t: t.pop("aspp.conv1_5.bias"), "missing ['aspp.conv1_5.bias']"),
+    (lambda t: t.update({"extra": np.zeros(3, np.float32)}), "unexpected ['extra']"),
+    (_nan, "non-finite values (NaN or inf) in decoder.conv4.weight"),
+])  # fmt: skip
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_every_engine_checks_names_shapes_and_values(tmp_path, random_model, change, words,
+                                                     engine):  # fmt: skip
+    """Issue 17: these reached ONNX Runtime as a traceback, a KeyError, nothing, and all-zero
+    maps with exit code 0."""
+    from msinet.engine import load_engine
+
+    path = _tampered(tmp_path, random_model, change)
+    with pytest.raises(WeightsError) as e:
+        load_engine(engine, path)
+    assert words in str(e.value) and str(path) in str(e.value)
+
+
+def test_onnx_files_are_sealed_and_checked(tmp_path, random_weights):
+    import onnx
+
+    from msinet.engine import load_engine
+    from msinet.engine.onnx_graph import GRAPH_HASH_KEY, build_from_weights
+
+    model = build_from_weights(random_weights)
+    good = tmp_path / "good.onnx"
+    onnx.save(model, str(good))
+    assert load_engine("onnx", good).predict(np.full((1, 3, 48, 64), 120.0, np.float32)).shape
+    # flipped weight bytes under the same metadata
+    init = next(t for t in model.graph.initializer if len(t.raw_data) > 1000)
+    raw = bytearray(init.raw_data)
+    raw[100:386] = bytes(b ^ 0xFF for b in raw[100:386])
+    init.raw_data = bytes(raw)
+    flipped = tmp_path / "flipped.onnx"
+    onnx.save(model, str(flipped))
+    with pytest.raises(WeightsError, match="corrupted"):
+        load_engine("onnx", flipped)
+    # no seal at all
+    kept = [p for p in model.metadata_props if p.key != GRAPH_HASH_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    unsealed = tmp_path / "unsealed.onnx"
+    onnx.save(model, str(unsealed))
+    with pytest.raises(WeightsError, match=f"carries no {GRAPH_HASH_KEY}"):
+        load_engine("onnx", unsealed)
+
+
+def test_a_pickle_is_refused_in_words(tmp_path, random_model):
+    path = tmp_path / "model.safetensors"
+    torch.save(random_model.state_dict(), path)
+    with pytest.raises(WeightsError, match="not a safetensors file but a pickle"):
+        load_model(path)
+    import pickle
+
+    path.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(WeightsError, match="refuses pickles on purpose"):
+        load_model(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +18,6 @@ from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images
 def fail(message: str, code: int = 2) -> int:
     print(f"msinet: error: {message}", file=sys.stderr)
     return code
-
-
-def output_names(files: list[Path]) -> dict[Path, str]:
-    """`<stem>` per input, made unique with the parent folder's name where stems collide."""
-    stems: dict[str, int] = {}
-    for f in files:
-        stems[f.stem] = stems.get(f.stem, 0) + 1
-    names = {}
-    for f in files:
-        names[f] = f.stem if stems[f.stem] == 1 else f"{f.parent.name}_{f.stem}"
-    return names
 
 
 def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
@@ -50,11 +40,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         max_pixels=args.max_pixels)  # fmt: skip
     except (ValueError, WeightsError) as e:
         return fail(str(e))
+    from msinet.files import write_bytes_whole
+    from msinet.outputs import output_names
+
     files, problems = find_images(args.inputs)
     failures = [f"{spec}: {reason}" for spec, reason in problems]
-    names = output_names(files)
+    unique = output_names(files)
+    names = {f: unique[str(f)] for f in files}
     outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir(parents=True, exist_ok=True)  # an unusable folder: one line, from main()
+    if not os.access(outdir, os.W_OK | os.X_OK):
+        return fail(f"cannot write to the output folder {outdir}: permission denied")
     written = 0
     with tqdm(total=len(files), unit="img", desc="predict", disable=args.quiet) as bar:
         for group in chunks(files, args.batch_size):
@@ -71,14 +67,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 continue
             maps = pipeline.run([x for _, _, x, _ in loaded])
             for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
-                saliency = pipeline.map_back(m, geometry)
-                (outdir / f"{names[f]}.png").write_bytes(pipeline.encode(image, saliency))
-                if args.overlay:
-                    jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True,
-                                           colormap=args.colormap, alpha=args.alpha,
-                                           quality=92)  # fmt: skip
-                    (outdir / f"{names[f]}_overlay.jpg").write_bytes(jpeg)
-                written += 1
+                try:  # one image's failure (memory, disk) never costs the others theirs
+                    saliency = pipeline.map_back(m, geometry)
+                    write_bytes_whole(outdir / f"{names[f]}.png", pipeline.encode(image, saliency))
+                    if args.overlay:
+                        jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True,
+                                               colormap=args.colormap, alpha=args.alpha,
+                                               quality=92)  # fmt: skip
+                        write_bytes_whole(outdir / f"{names[f]}_overlay.jpg", jpeg)
+                    written += 1
+                except (MemoryError, OSError) as e:
+                    failures.append(f"{f}: {os_error(e) if isinstance(e, OSError) else e}")
                 bar.update(1)
     print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
     for message in failures:
@@ -91,9 +90,11 @@ def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
     from msinet.weights import WeightsError
 
     try:
+        overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None
         summary = predict_files(args.inputs, args.output, str(weights), engine, args.size,
-                        actors=args.actors, batch_size=args.batch_size,
-                        threads_per_actor=args.threads, progress=not args.quiet)  # fmt: skip
+                                actors=args.actors, batch_size=args.batch_size,
+                                threads_per_actor=args.threads, progress=not args.quiet,
+                                max_pixels=args.max_pixels, overlay=overlay)  # fmt: skip
     except (FileNotFoundError, WeightsError, ValueError) as e:
         return fail(str(e))
     print(
@@ -231,8 +232,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             import onnx
 
             from msinet.engine.onnx_graph import build_from_weights
+            from msinet.files import written_whole
 
-            onnx.save(build_from_weights(weights), args.output)
+            with written_whole(args.output) as tmp:
+                onnx.save(build_from_weights(weights), str(tmp))
     except (WeightsError, ValueError, ImageError) as e:
         return fail(str(e))
     print(f"{args.output}  sha256 {file_sha256(args.output)}")
@@ -240,8 +243,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
     import uvicorn
     from pydantic import ValidationError
 
@@ -568,6 +569,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(message)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except OSError as e:  # file-system trouble the command did not handle itself
+        return fail(os_error(e))
+
+
+def os_error(e: OSError) -> str:
+    """`OSError` in one line with the path it concerns: "permission denied: out/x.png"."""
+    what = (e.strerror or type(e).__name__).lower()
+    if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
+        return f"{what}: {e.filename} (a file is in the way of a folder)"
+    return f"{what}: {e.filename}" if e.filename else f"{what}: {e}"
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from msinet.arch import parameter_shapes
 from msinet.model import MSINet
 from msinet.weights import (
-    WeightsError,
     WeightsMeta,
     check_state,
     load_arrays,
@@ -31,13 +29,8 @@ def save_model(
 
 def load_model(path: str | os.PathLike) -> MSINet:
     """Build an MSINet whose input convention and weights come from the file."""
-    tensors, meta = load_arrays(path)
-    try:
-        config = meta.config()
-    except WeightsError as e:
-        raise WeightsError(f"{path}: {e}") from None
-    check_state(tensors, parameter_shapes(config))
-    model = MSINet(config)
+    tensors, meta = load_arrays(path)  # checked: hash, names, shapes, finite values
+    model = MSINet(meta.config())
     state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
     model.load_state_dict(state)
     model.weights_meta = meta  # type: ignore[attr-defined]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -23,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from msinet import metrics
 from msinet.config import TrainConfig
 from msinet.data import Sample, open_dataset
+from msinet.files import remove_partials, written_whole
 from msinet.image import load_image
 from msinet.losses import cc_loss, kld_loss, nss_loss
 from msinet.model import MSINet, init_weights, normalize_minmax
@@ -98,6 +101,10 @@ def fingerprint(model: MSINet, *parts: object) -> str:
     return h.hexdigest()[:16]
 
 
+# What runs from before epoch files kept (resumed as they are).
+LEGACY_FILES = {"last": "last.safetensors", "last_optim": "last-optim.safetensors", "best": ""}
+
+
 def initial_model(spec: str) -> MSINet:
     if spec.startswith("vgg16:"):
         torch.manual_seed(0)
@@ -115,7 +122,8 @@ def save_optimizer(opt: torch.optim.Optimizer, names: dict[int, str], path: Path
     for p, state in opt.state.items():
         for k, v in state.items():
             tensors[f"{names[id(p)]}/{k}"] = v.detach().clone() if torch.is_tensor(v) else v
-    save_file({k: v for k, v in tensors.items() if torch.is_tensor(v)}, str(path))
+    with written_whole(path) as tmp:
+        save_file({k: v for k, v in tensors.items() if torch.is_tensor(v)}, str(tmp))
 
 
 def load_optimizer(opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parameter], path: Path):
@@ -147,10 +155,10 @@ class Trainer:
 
     # --- setup -------------------------------------------------------------------------------
 
-    def _model_and_optimizer(self, resume: bool):
-        model = (
-            load_model(self.out / "last.safetensors") if resume else initial_model(self.config.init)
-        )
+    def _model_and_optimizer(self, state: dict | None):
+        """The initial model, or the one the committed `state` names (resume)."""
+        files = (state or {}).get("files", LEGACY_FILES)
+        model = load_model(self.out / files["last"]) if state else initial_model(self.config.init)
         trained = model.parameters() if self.config.phase == "full" else self._head_params(model)
         trained = list(trained)
         for p in model.parameters():
@@ -158,8 +166,8 @@ class Trainer:
         for p in trained:
             p.requires_grad_(True)
         opt = torch.optim.AdamW(trained, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        if resume:
-            load_optimizer(opt, dict(model.named_parameters()), self.out / "last-optim.safetensors")
+        if state:
+            load_optimizer(opt, dict(model.named_parameters()), self.out / files["last_optim"])
         return model, opt
 
     @staticmethod
@@ -260,7 +268,10 @@ class Trainer:
             state = json.loads(state_path.read_text())
             if state["config"] != asdict(self.config) | {"epochs": state["config"]["epochs"]}:
                 raise ValueError("--resume with a different configuration than the run's")
-        model, opt = self._model_and_optimizer(resume)
+        remove_partials(self.out)  # what a killed write left
+        if resume:
+            self._publish(state)
+        model, opt = self._model_and_optimizer(state if resume else None)
         train, train_x, val, val_x = self._inputs(model)
         n_images = len(self.train_samples)
         stale = state.get("stale", 0)
@@ -290,16 +301,25 @@ class Trainer:
                       "lr": opt.param_groups[0]["lr"], **self.validate(model, val, val_x),
                       "seconds": time.perf_counter() - start}  # fmt: skip
             state["history"].append(scores)
-            save_model(model, self.out / "last.safetensors", self._meta(model, epoch, scores))
+            # This epoch's files under new names (nothing the committed state names is touched),
+            # then the commit: one atomic rename of the state that names them. A kill before it
+            # resumes from the previous epoch exactly; after it, from this one.
+            files = {"last": f"epoch-{epoch:04d}.safetensors",
+                     "last_optim": f"epoch-{epoch:04d}-optim.safetensors",
+                     "best": state.get("files", {}).get("best", "")}  # fmt: skip
+            save_model(model, self.out / files["last"], self._meta(model, epoch, scores))
             save_optimizer(opt, {id(p): n for n, p in model.named_parameters()},
-                           self.out / "last-optim.safetensors")  # fmt: skip
+                           self.out / files["last_optim"])  # fmt: skip
             if scores["val_loss"] < state["best_val_loss"]:
                 state["best_val_loss"], state["best_epoch"], stale = scores["val_loss"], epoch, 0
-                save_model(model, self.out / "best.safetensors", self._meta(model, epoch, scores))
+                files["best"] = files["last"]
             else:
                 stale += 1
             state["epoch"], state["stale"], state["config"] = epoch, stale, asdict(self.config)
-            state_path.write_text(json.dumps(state, indent=2))
+            state["files"] = files
+            with written_whole(state_path) as tmp:
+                tmp.write_text(json.dumps(state, indent=2))
+            self._publish(state)
             self._write_log(state["history"])
             if progress:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -307,6 +327,25 @@ class Trainer:
             if self.config.patience and stale >= self.config.patience:
                 break
         return state["history"]
+
+    def _publish(self, state: dict) -> None:
+        """`last.safetensors` and `best.safetensors` as links to the files the committed state
+        names (what people and scripts open), and the epoch files it no longer names deleted."""
+        files = state.get("files")
+        if not files:  # a run from before epoch files: its last/best are the files themselves
+            return
+        for name, target in (("last.safetensors", files["last"]),
+                             ("best.safetensors", files["best"])):  # fmt: skip
+            if target:
+                with written_whole(self.out / name) as tmp:
+                    try:
+                        os.link(self.out / target, tmp)
+                    except OSError:  # no hard links on this file system
+                        shutil.copyfile(self.out / target, tmp)
+        keep = set(files.values())
+        for p in self.out.glob("epoch-*.safetensors"):
+            if p.name not in keep:
+                p.unlink(missing_ok=True)
 
     def _write_log(self, history: list[dict[str, float]]) -> None:
         with open(self.out / "log.csv", "w", newline="") as f:

@@ -16,7 +16,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from msinet.arch import MSINetConfig
+from msinet.arch import MSINetConfig, parameter_shapes
+from msinet.files import written_whole
 
 FORMAT = "msinet"
 ARCH_VERSION = "1"  # bump when the module layout changes in a way old files cannot load into
@@ -99,7 +100,8 @@ def save_arrays(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: W
     header = meta.to_header()
     header["content_sha256"] = content_hash(tensors)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), header)
+    with written_whole(path) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), header)
     return header["content_sha256"]
 
 
@@ -111,7 +113,15 @@ def read_header(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), "np") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
+        with open(path, "rb") as f:
+            start = f.read(4)
+        if start[:1] == b"\x80" or start == b"PK\x03\x04":  # pickle, or torch.save's zip
+            raise WeightsError(
+                f"{path} is not a safetensors file but a pickle (torch.save or similar): "
+                "msinet refuses pickles on purpose, since loading one can run code; save the "
+                "tensors with safetensors instead"
+            ) from None
+        raise WeightsError(f"{path} is not a safetensors file: {e}") from e
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], WeightsMeta]:
@@ -139,7 +149,27 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Weights
         raise WeightsError(f"{path} carries no content_sha256; refusing unverified weights")
     if content_hash(tensors) != expected:
         raise WeightsError(f"{path} is corrupted: content hash does not match its metadata")
+    # Checked here, for every engine: a hash proves the file is what was written, not that
+    # what was written fits the model (one reshaped tensor used to reach ONNX Runtime).
+    try:
+        config = meta.config()
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    try:
+        check_state(tensors, parameter_shapes(config))
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    check_finite(tensors, path)
     return tensors, meta
+
+
+def check_finite(tensors: dict[str, np.ndarray], source: str | os.PathLike) -> None:
+    """NaN or infinite weights give all-zero maps with exit code 0: refuse them by name."""
+    bad = sorted(k for k, v in tensors.items() if not np.isfinite(v).all())
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise WeightsError(f"{source}: non-finite values (NaN or inf) in {', '.join(bad[:3])}"
+                           f"{more}")  # fmt: skip
 
 
 def check_state(tensors: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> None:

@@ -19,7 +19,7 @@ def load_onnx(path: Path):
     """An ONNX model: built from msinet weights (.safetensors) or read from an .onnx file."""
     import onnx
 
-    from msinet.engine.onnx_graph import build_from_weights
+    from msinet.engine.onnx_graph import GRAPH_HASH_KEY, build_from_weights
 
     if path.suffix == ".onnx":
         if not path.is_file():
@@ -29,10 +29,28 @@ def load_onnx(path: Path):
             onnx.checker.check_model(model)
         except Exception as e:  # onnx raises several unrelated types for bad files
             raise WeightsError(f"{path} is not a valid ONNX model: {e}") from e
-        if not any(p.key == "format" and p.value == "msinet" for p in model.metadata_props):
+        props = {p.key: p.value for p in model.metadata_props}
+        if props.get("format") != "msinet":
             raise WeightsError(f"{path} is not an msinet ONNX model (no msinet metadata)")
+        check_graph_hash(model, props.get(GRAPH_HASH_KEY), path)
         return model
     return build_from_weights(path)
+
+
+def check_graph_hash(model, recorded: str | None, path: Path) -> None:
+    """The weights inside an .onnx file are what was exported: its `graph_sha256`, or for the
+    shipped file (exported before that key) its pinned file hash."""
+    from msinet.engine.onnx_graph import GRAPH_HASH_KEY, graph_hash
+    from msinet.weights import SHIPPED, file_sha256
+
+    if recorded is None:
+        if file_sha256(path) in {s.int8_sha256 for s in SHIPPED.values()}:
+            return
+        raise WeightsError(f"{path} carries no {GRAPH_HASH_KEY}; refusing unverified weights "
+                           "(re-export it with `msinet export --format onnx`)")  # fmt: skip
+    if graph_hash(model) != recorded:
+        raise WeightsError(f"{path} is corrupted: its weights do not match {GRAPH_HASH_KEY} in "
+                           "its metadata")  # fmt: skip
 
 
 def session_options(threads: int | None, float_path: bool = False):

@@ -9,6 +9,7 @@ dynamic. Output `saliency`: (B, 1, H, W) in 0..1.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -128,11 +129,33 @@ def build_graph(tensors: dict[str, np.ndarray], meta: WeightsMeta) -> onnx.Model
 
 
 def build_from_weights(path: str | os.PathLike) -> onnx.ModelProto:
-    """A checked ONNX model of the weights file at `path` (its hash verified on reading)."""
+    """A checked ONNX model of the weights file at `path` (its hash verified on reading),
+    sealed with the hash of its own weights."""
     tensors, meta = load_arrays(path)
     model = build_graph(tensors, meta)
     model.metadata_props.add(key="source_content_sha256", value=_content_hash(path))
     onnx.checker.check_model(model)
+    return seal(model)
+
+
+# An .onnx file's own integrity: the hash of its initializers (the weights, float or int8),
+# verified on loading as safetensors' content_sha256 is.
+GRAPH_HASH_KEY = "graph_sha256"
+
+
+def graph_hash(model: onnx.ModelProto) -> str:
+    h = hashlib.sha256()
+    for t in sorted(model.graph.initializer, key=lambda t: t.name):
+        h.update(t.SerializeToString())
+    return h.hexdigest()
+
+
+def seal(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Record (or renew) the graph hash in the model's metadata."""
+    kept = [p for p in model.metadata_props if p.key != GRAPH_HASH_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=GRAPH_HASH_KEY, value=graph_hash(model))
     return model
 
 

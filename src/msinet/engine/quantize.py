@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from msinet.engine.probe import PROBE_IMAGES, PROBE_KEY, PROBE_SIZE, Probe
+from msinet.files import written_whole
 from msinet.image import load_image
 from msinet.preprocess import batch, preprocess
 
@@ -72,7 +73,7 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from msinet.engine.onnx_graph import build_from_weights, meta_of
+    from msinet.engine.onnx_graph import build_from_weights, meta_of, seal
 
     if not calibration:
         raise ValueError("int8 quantization needs calibration images")
@@ -105,12 +106,7 @@ def quantize_int8(
     quantized.metadata_props.add(key=PROBE_KEY, value=probe.encode())
     note = f"int8 QDQ per-channel 7-bit weights (reduce_range), {method}, {len(calibration)} images"
     quantized.metadata_props.add(key="quantization", value=f"{note}, float: {','.join(keep_float)}")
-    # Written whole or not at all: a failed or interrupted export leaves no partial file.
-    output = Path(output)
-    partial = output.with_name(output.name + ".partial")
-    try:
-        onnx.save(quantized, str(partial))
-        partial.replace(output)
-    finally:
-        partial.unlink(missing_ok=True)
+    seal(quantized)
+    with written_whole(output) as tmp:  # a failed or interrupted export leaves no file
+        onnx.save(quantized, str(tmp))
     return Path(output)

@@ -2,8 +2,9 @@
 
 Images are read as bytes by Ray Data (`read_binary_files`: local folders, lists of paths, or
 any filesystem URI Ray Data reads), decoded and predicted in `Scorer` actors with the same
-engine and pipeline as `msinet predict`, and written as `<stem>.png` maps. Re-running skips
-outputs that already exist and decode (resumable); a corrupt image is reported, never fatal.
+engine and pipeline as `msinet predict`, and written as `<name>.png` maps (and overlays), named
+as `msinet predict` names them (msinet.outputs). Re-running skips outputs that already exist and
+decode (resumable); a corrupt image is reported, never fatal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from msinet.files import write_bytes_whole
+from msinet.image import DEFAULT_MAX_PIXELS
+from msinet.outputs import output_names
+
 
 def is_valid_map(path: Path) -> bool:
     try:
@@ -25,19 +30,24 @@ def is_valid_map(path: Path) -> bool:
         return False
 
 
-def output_path(outdir: Path, source: str) -> Path:
-    return outdir / f"{Path(source).stem}.png"
+def ray_key(path: str) -> str:
+    """A path as Ray Data reports it in `include_paths` rows: as given, without a URI scheme."""
+    return path.split("://", 1)[-1]
 
 
 class Scorer:
     """One actor: one engine instance. Called on batches of {"path", "bytes"} rows."""
 
     def __init__(self, engine: str, weights: str, size: str | None, outdir: str,
-                 threads: int | None) -> None:  # fmt: skip
+                 threads: int | None, names: dict[str, str], max_pixels: int,
+                 overlay: dict | None = None) -> None:  # fmt: skip
         from msinet.pipeline import load
 
-        self.pipeline = load(weights, engine=engine, size=size, threads=threads)
+        self.pipeline = load(weights, engine=engine, size=size, threads=threads,
+                             max_pixels=max_pixels)  # fmt: skip
         self.outdir = Path(outdir)
+        self.names = names  # ray_key(path) -> output name, made unique on the driver
+        self.overlay = overlay  # colormap and alpha, or None
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from msinet.image import ImageError
@@ -55,10 +65,17 @@ class Scorer:
         if prepared:
             maps = self.pipeline.run([x for _, x, _ in prepared])
             for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):
-                out = output_path(self.outdir, paths[i])
-                tmp = out.with_suffix(".tmp.png")
-                tmp.write_bytes(self.pipeline.encode(image, self.pipeline.map_back(m, geometry)))
-                tmp.replace(out)  # atomic: an interrupted write never looks finished
+                name = self.names[ray_key(paths[i])]
+                try:  # written whole: an interrupted write never looks finished
+                    saliency = self.pipeline.map_back(m, geometry)
+                    if self.overlay is not None:
+                        jpeg = self.pipeline.encode(image, saliency, "jpeg", with_overlay=True,
+                                                    quality=92, **self.overlay)  # fmt: skip
+                        write_bytes_whole(self.outdir / f"{name}_overlay.jpg", jpeg)
+                    write_bytes_whole(self.outdir / f"{name}.png",
+                                      self.pipeline.encode(image, saliency))  # fmt: skip
+                except (MemoryError, OSError) as e:
+                    errors[i] = str(e)
         return {"path": paths, "error": errors}
 
 
@@ -80,11 +97,30 @@ def list_inputs(inputs: list[str]) -> list[str]:
     `msinet predict`; URIs pass through to Ray Data."""
     from msinet.image import find_images
 
-    uris = [s for s in inputs if "://" in s]
+    uris = [u for s in inputs if "://" in s for u in expand_uri(s)]
     files, problems = find_images([s for s in inputs if "://" not in s])
     if problems:
         raise FileNotFoundError("; ".join(f"{spec}: {why}" for spec, why in problems))
     return uris + [str(f) for f in files]
+
+
+def expand_uri(uri: str) -> list[str]:
+    """A URI's image files (a folder's, recursively), listed here so that every input's output
+    name is known before any is written."""
+    from pyarrow import fs
+
+    from msinet.image import IMAGE_SUFFIXES
+
+    scheme = uri.split("://", 1)[0]
+    filesystem, root = fs.FileSystem.from_uri(uri)
+    info = filesystem.get_file_info(root)
+    if info.type == fs.FileType.NotFound:
+        raise FileNotFoundError(f"{uri}: no such file or folder")
+    if info.type == fs.FileType.File:
+        return [uri]
+    found = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    return sorted(f"{scheme}://{f.path}" for f in found if f.type == fs.FileType.File
+                  and Path(f.path).suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
 
 
 def predict_files(
@@ -98,6 +134,8 @@ def predict_files(
     threads_per_actor: int | None = None,
     cpus_per_actor: float = 0.5,
     progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    overlay: dict | None = None,
 ) -> Summary:
     """Score images into `outdir` with `actors` engine actors.
 
@@ -109,7 +147,15 @@ def predict_files(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = list_inputs(inputs)
-    todo = [p for p in paths if "://" in p or not is_valid_map(output_path(outdir, p))]
+    names = output_names(paths)
+
+    def done(p: str) -> bool:
+        out = outdir / names[p]
+        return is_valid_map(out.with_name(out.name + ".png")) and (
+            overlay is None or is_valid_map(out.with_name(out.name + "_overlay.jpg"))
+        )
+
+    todo = [p for p in paths if not done(p)]
     summary = Summary(total=len(paths), skipped=len(paths) - len(todo))
     if not todo:
         return summary
@@ -122,7 +168,16 @@ def predict_files(
     )
     results = ds.map_batches(
         Scorer,
-        fn_constructor_args=(engine, str(weights), size, str(outdir), threads_per_actor),
+        fn_constructor_args=(
+            engine,
+            str(weights),
+            size,
+            str(outdir),
+            threads_per_actor,
+            {ray_key(p): names[p] for p in todo},
+            max_pixels,
+            overlay,
+        ),
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),

@@ -1,0 +1,37 @@
+"""Files written whole or not at all: an interrupted or failed write leaves the old file (or
+none), never half of one, and no temporary file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL = ".partial"  # suffix of a file being written; stale ones are safe to delete
+
+
+@contextlib.contextmanager
+def written_whole(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path` to write to; renamed onto `path` (atomically, on
+    the same file system) when the block ends, deleted if it raises."""
+    path = Path(path)
+    partial = path.with_name(path.name + PARTIAL)
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_bytes_whole(path: str | os.PathLike, data: bytes) -> None:
+    with written_whole(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_partials(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left in `folder`; returns them."""
+    stale = sorted(Path(folder).glob(f"*{PARTIAL}"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
