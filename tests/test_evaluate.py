@@ -170,3 +170,17 @@ def test_cli_evaluate_errors(osie_root, tmp_path, capsys):
     assert main(["evaluate", "--root", str(osie_root), "--predictions", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "not an OSIE root" in err and "not found" in err
+
+
+def test_validation_images_alone_fall_back_to_a_gaussian_centre_bias(osie):
+    """Issue 17: a folder with no training images used to fail with "need at least one array
+    to concatenate"; now the baseline is a fixed Gaussian centre bias, and the report says so."""
+    val = osie.samples("val")[:3]
+    oracle = {"oracle": lambda s, im: GroundTruthBuilder(val, 24.0, GaussianCenterBias())(
+        [v.name for v in val].index(s.name)).density}  # fmt: skip
+    report = evaluate(val, [], oracle, baselines=True, metrics=["NSS", "IG"], progress=False)
+    assert "centre bias (empirical)" not in report.summary()
+    assert report.summary()["oracle"]["IG"] > report.summary()["centre bias (Gaussian)"]["IG"]
+    assert "fixed Gaussian centre bias" in report.table()
+    with pytest.raises(ValueError, match="selection is empty"):
+        evaluate([], [], oracle, dataset="osie", split="val", progress=False)

@@ -242,7 +242,7 @@ def test_checkpoint_bundle_converts_like_the_frozen_graph(tmp_path, weights):
     slots = {f"{k}/Adam": np.zeros_like(v) for k, v in list(weights.items())[:4]}
     write_bundle(ckpt, {**weights, **slots, "beta1_power": np.array(0.9, np.float32)})
     for source in (ckpt, ckpt.with_name(ckpt.name + ".index")):
-        ours = converted(tmp_path, source)
+        ours = converted(tmp_path, source, "--dataset", "osie")
         for k in reference:
             assert np.array_equal(ours[k], reference[k]), k
 
@@ -260,18 +260,21 @@ def test_saved_model_with_variables(tmp_path, weights):
     assert np.array_equal(ours["aspp.conv1_3.weight"], k.transpose(3, 2, 0, 1))
 
 
+SALICON = ("--dataset", "salicon")
+
+
 def test_clear_errors(tmp_path, weights, capsys):
     partial = dict(weights)
     del partial["aspp/conv2/kernel"], partial["decoder/conv4/bias"]
     pb = tmp_path / "partial.pb"
     pb.write_bytes(graph_def(partial).SerializeToString())
-    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x")]) == 2
+    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x"), *SALICON]) == 2
     err = capsys.readouterr().err
     assert "not an MSI-Net graph" in err and "aspp/conv2/kernel" in err
     wrong = dict(weights)
     wrong["decoder/conv1/kernel"] = np.zeros((3, 3, 256, 64), np.float32)
     pb.write_bytes(graph_def(wrong).SerializeToString())
-    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x")]) == 2
+    assert main(["convert-official", str(pb), "-o", str(tmp_path / "x"), *SALICON]) == 2
     assert "shape mismatch" in capsys.readouterr().err
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\xff\xff\xff garbage")
@@ -281,9 +284,143 @@ def test_clear_errors(tmp_path, weights, capsys):
         read_official(junk)
     bad_index = tmp_path / "m.ckpt.index"
     bad_index.write_bytes(b"not a table" * 10)
-    assert main(["convert-official", str(bad_index), "-o", str(tmp_path / "x")]) == 2
+    assert main(["convert-official", str(bad_index), "-o", str(tmp_path / "x"), *SALICON]) == 2
     assert "bad table footer" in capsys.readouterr().err
     ints = tmp_path / "ints.ckpt"
     write_bundle(ints, {**weights, "conv1/conv1_1/bias": np.zeros(64, np.int32)})
-    assert main(["convert-official", str(ints), "-o", str(tmp_path / "x")]) == 2
+    assert main(["convert-official", str(ints), "-o", str(tmp_path / "x"), *SALICON]) == 2
     assert "unsupported dtype" in capsys.readouterr().err
+
+
+def convert_error(tmp_path, source, capsys, extra=SALICON) -> str:
+    """The one line `convert-official` prints for a bad `source` (exit 2, no traceback)."""
+    rc = main(["convert-official", str(source), "-o", str(tmp_path / "out.safetensors"),
+               *extra])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "out.safetensors").exists()
+    return err
+
+
+def const(g, name, shape, content=b"", dtype=types_pb2.DT_FLOAT):
+    n = g.node.add(name=name, op="Const")
+    t = n.attr["value"].tensor
+    t.dtype = dtype
+    for d in shape:
+        t.tensor_shape.dim.add(size=d)
+    t.tensor_content = content
+    return n
+
+
+def test_the_dataset_comes_from_the_flag_or_the_official_file_name(tmp_path, weights, capsys):
+    body = graph_def(weights).SerializeToString()
+    (tmp_path / "good_osie.pb").write_bytes(body)
+    assert "pass --dataset" in convert_error(tmp_path, tmp_path / "good_osie.pb", capsys, ())
+    out = tmp_path / "o.safetensors"
+    assert main(["convert-official", str(tmp_path / "good_osie.pb"), "-o", str(out),
+                 "--dataset", "osie"]) == 0  # fmt: skip
+    assert load_model(out).weights_meta.dataset == "osie"
+    (tmp_path / "model_cat2000_cpu.pb").write_bytes(body)
+    assert main(["convert-official", str(tmp_path / "model_cat2000_cpu.pb"), "-o", str(out)]) == 0
+    assert load_model(out).weights_meta.dataset == "cat2000"
+
+
+def test_malformed_graphs_are_one_line_and_allocate_nothing_large(tmp_path, weights, capsys):
+    g = graph_pb2.GraphDef()
+    const(g, "conv1/conv1_1/kernel", (60000, 60000, 3))  # 74 bytes declaring 40 GiB
+    tiny = tmp_path / "tiny.pb"
+    tiny.write_bytes(g.SerializeToString())
+    assert len(tiny.read_bytes()) < 100
+    assert "(60000, 60000, 3)" in convert_error(tmp_path, tiny, capsys)
+    g = graph_pb2.GraphDef()
+    const(g, "conv1/conv1_1/kernel", (2**40, 2**40))
+    tiny.write_bytes(g.SerializeToString())
+    assert "shape mismatch" in convert_error(tmp_path, tiny, capsys)
+    short = graph_def(weights)
+    node = next(n for n in short.node if n.name == "conv5/conv5_3/kernel")
+    node.attr["value"].tensor.tensor_content = node.attr["value"].tensor.tensor_content[:1000]
+    tiny.write_bytes(short.SerializeToString())
+    assert "1000 bytes of content for a declared shape" in convert_error(tmp_path, tiny, capsys)
+    nan = dict(weights)
+    nan["aspp/conv2/bias"] = np.full_like(weights["aspp/conv2/bias"], np.nan)
+    tiny.write_bytes(graph_def(nan).SerializeToString())
+    assert "non-finite values" in convert_error(tmp_path, tiny, capsys)
+
+
+def saved_model(folder, mg) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = mg.SerializeToString()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01\x12" + varint(len(body)) + body)
+
+
+def test_malformed_saved_models_and_checkpoints_are_one_line(tmp_path, weights, capsys):
+    sm = tmp_path / "sm"
+    sm.mkdir()
+    (sm / "saved_model.pb").write_bytes(b"\x08")
+    assert "not a valid SavedModel" in convert_error(tmp_path, sm, capsys)
+    (sm / "saved_model.pb").write_bytes(b"\x08\x01\x12\x05\xff\xff\xff\xff\xff")
+    assert "not a valid SavedModel" in convert_error(tmp_path, sm, capsys)
+    ckpt = tmp_path / "m.ckpt"
+    write_bundle(ckpt, weights)
+    data = ckpt.with_name("m.ckpt.data-00000-of-00001")
+    whole = data.read_bytes()
+    data.write_bytes(whole[: len(whole) // 2])
+    assert "is truncated" in convert_error(tmp_path, ckpt, capsys)
+    data.write_bytes(whole)
+    index = ckpt.with_name("m.ckpt.index")
+    table = bytearray(index.read_bytes())
+    table[-48:-40] = b"\xff\xff\xff\xff\x0f\x01\xff\x7f"  # block handles far past the end
+    index.write_bytes(bytes(table))
+    assert "damaged TensorFlow checkpoint index" in convert_error(tmp_path, ckpt, capsys)
+
+
+def test_tf2_saved_model_with_constants_in_its_function_library(tmp_path, weights):
+    """tf.saved_model.save with frozen variables keeps the constants in
+    meta_graphs[0].graph_def.library.function[...].node_def, under the function's names."""
+    reference = converted(tmp_path, _pb(tmp_path, weights), *SALICON)
+    mg = meta_graph_pb2.MetaGraphDef()
+    fn = mg.graph_def.library.function.add()
+    fn.signature.name = "__inference_call_1234"
+    for node in graph_def(weights).node:
+        if node.op == "Const":
+            copy = fn.node_def.add()
+            copy.CopyFrom(node)
+            copy.name = f"msi_net/{node.name}/Read/ReadVariableOp"
+    saved_model(tmp_path / "tf2", mg)
+    ours = converted(tmp_path, tmp_path / "tf2", *SALICON)
+    for k in reference:
+        assert np.array_equal(ours[k], reference[k]), k
+
+
+def _pb(tmp_path, weights):
+    pb = tmp_path / "ref.pb"
+    pb.write_bytes(graph_def(weights).SerializeToString())
+    return pb
+
+
+def test_keras_saved_model_variables_by_object_graph_path(tmp_path, weights):
+    """A Keras SavedModel's variables/ bundle keys tensors by object paths; its object graph
+    names each variable. Optimizer slots beside them are ignored."""
+    reference = converted(tmp_path, _pb(tmp_path, weights), *SALICON)
+    mg = meta_graph_pb2.MetaGraphDef()
+    nodes = mg.object_graph_def.nodes
+    root = nodes.add()
+    root.user_object.identifier = "_tf_keras_model"
+    tensors = {}
+    for i, (name, value) in enumerate(sorted(weights.items())):
+        layer = nodes.add()
+        layer.user_object.identifier = "_tf_keras_layer"
+        root.children.add(node_id=len(nodes) - 1, local_name=f"layer_with_weights-{i}")
+        var = nodes.add()
+        var.variable.name = f"{name}:0"
+        layer.children.add(node_id=len(nodes) - 1, local_name=name.rsplit("/", 1)[1])
+        key = f"layer_with_weights-{i}/{name.rsplit('/', 1)[1]}/.ATTRIBUTES/VARIABLE_VALUE"
+        tensors[key] = value
+        slot = key.replace("/.ATTRIBUTES", "/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES")
+        tensors[slot] = np.zeros_like(value)
+    saved_model(tmp_path / "keras", mg)
+    (tmp_path / "keras" / "variables").mkdir()
+    write_bundle(tmp_path / "keras" / "variables" / "variables", tensors)
+    ours = converted(tmp_path, tmp_path / "keras", *SALICON)
+    for k in reference:
+        assert np.array_equal(ours[k], reference[k]), k

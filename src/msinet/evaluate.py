@@ -193,6 +193,7 @@ class Report:
     sigma: float
     images: list[str]
     per_image: dict[str, list[dict[str, float]]]  # row name -> one dict of scores per image
+    notes: list[str] = field(default_factory=list)  # what a reader must know about the rows
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
@@ -216,6 +217,7 @@ class Report:
             lines.append(f"{row:<{width}}" + "".join(f"{scores[m]:>10.4f}" for m in metrics))
         arrows = " ".join(f"{m} {'lower' if m in LOWER_IS_BETTER else 'higher'}" for m in metrics)
         lines.append(f"(better: {arrows})")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_json(self, path: str | Path) -> None:
@@ -228,6 +230,7 @@ class Report:
             "summary": self.summary(),
             "images": self.images,
             "per_image": self.per_image,
+            "notes": self.notes,
         }
         Path(path).write_text(json.dumps(data, indent=2, allow_nan=True))
 
@@ -265,14 +268,25 @@ def evaluate(
     metrics = list(metrics)
     if unknown := set(metrics) - set(METRICS):
         raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
-    empirical = EmpiricalCenterBias.fit(train)
+    if not samples:
+        raise ValueError(f"no images to evaluate: the {dataset or 'dataset'} {split or ''} "
+                         "selection is empty (check --split, --limit and the folder)")  # fmt: skip
+    notes = []
+    if train:
+        gaussian = GaussianCenterBias.fit(train)
+        centre: Callable[[tuple[int, int]], np.ndarray] = EmpiricalCenterBias.fit(train)
+    else:  # e.g. a folder of test images only: nothing to fit a centre bias on
+        gaussian = centre = GaussianCenterBias()
+        notes.append(f"no training images here to fit a centre bias on: the information-gain "
+                     f"baseline is a fixed Gaussian centre bias (mean {gaussian.mean}, std "
+                     f"{gaussian.std} of the image's height and width)")  # fmt: skip
     rows = dict(predictors)
     if baselines:
-        gaussian = GaussianCenterBias.fit(train)
         rows["centre bias (Gaussian)"] = lambda s, im: gaussian(s.fixations.shape)
-        rows["centre bias (empirical)"] = lambda s, im: empirical(s.fixations.shape)
+        if train:
+            rows["centre bias (empirical)"] = lambda s, im: centre(s.fixations.shape)
         rows["spectral residual"] = lambda s, im: spectral_residual(im)
-    build = GroundTruthBuilder(samples, sigma, empirical)
+    build = GroundTruthBuilder(samples, sigma, centre)
     per_image: dict[str, list[dict[str, float]]] = {r: [] for r in rows}
     if baselines:
         per_image[INTER_OBSERVER] = []
@@ -290,7 +304,7 @@ def evaluate(
             per_image[INTER_OBSERVER].append(inter_observer(gt, metrics, convention, seed=i))
     if figure and shown:
         render_figure(shown, figure, first or "")
-    return Report(dataset, split, convention, sigma, [s.name for s in samples], per_image)
+    return Report(dataset, split, convention, sigma, [s.name for s in samples], per_image, notes)
 
 
 def render_figure(
