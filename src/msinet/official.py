@@ -14,9 +14,11 @@ to a BundleEntryProto (dtype, shape, shard, offset, size), read here directly.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,13 @@ OFFICIAL_MEAN = (103.939, 116.779, 123.68)
 OFFICIAL_CONFIG = MSINetConfig(input_order="rgb", mean=OFFICIAL_MEAN)
 
 
+@lru_cache(maxsize=1)
 def expected_variables() -> dict[str, str]:
     """Official TF variable name -> our state-dict key, for every parameter."""
     return {official_name(k): k for k in parameter_shapes()}
 
 
+@lru_cache(maxsize=1)
 def expected_tf_shapes() -> dict[str, tuple[int, ...]]:
     """Official TF variable name -> its shape in TF's layout (kernels HWIO)."""
     out = {}
@@ -48,10 +52,12 @@ def expected_tf_shapes() -> dict[str, tuple[int, ...]]:
 NAME_TAILS = ("/.ATTRIBUTES/VARIABLE_VALUE", "/Read/ReadVariableOp", "/ReadVariableOp")
 
 
-def official_key(name: str) -> tuple[str, int] | None:
-    """The official variable a TF name holds, and how directly: 0 for the name itself, 1 for
-    the name inside outer scopes (a TF2 function's or a Keras model's), with tails such as
-    `:0` or `/.ATTRIBUTES/VARIABLE_VALUE` dropped. None for anything else (optimizer slots)."""
+def official_key(name: str, shape: tuple[int, ...] | None = None) -> tuple[str, int] | None:
+    """The official variable a TF name holds, and how directly: 0 for the name itself; 1 for
+    the name inside outer scopes (a TF2 function's); 2 for the name without its block scope,
+    as Keras 3 names variables ("conv1_1/kernel"), which the declared `shape` decides between
+    (conv1/conv1_1 or aspp/conv1_1: their shapes differ). Tails such as `:0` or
+    `/.ATTRIBUTES/VARIABLE_VALUE` are dropped. None for anything else (optimizer slots)."""
     wanted = expected_variables()
     if ".OPTIMIZER_SLOT" in name:
         return None
@@ -65,6 +71,11 @@ def official_key(name: str) -> tuple[str, int] | None:
         inner = "/".join(parts[i:])
         if inner in wanted:
             return inner, 1
+    if shape is not None and len(parts) >= 2:
+        shapes = expected_tf_shapes()
+        fits = [w for w in wanted if w.endswith("/" + name) and shapes[w] == tuple(shape)]
+        if len(fits) == 1:
+            return fits[0], 2
     return None
 
 
@@ -144,11 +155,13 @@ def graph_constants(graph) -> Found:
     found = Found()
     nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
     for node in nodes:
-        if node.op != "Const" or (key := official_key(node.name)) is None:
+        if node.op != "Const":
             continue
-        name, rank = key
         t = node.attr["value"].tensor
         shape = declared_shape(t)
+        if (key := official_key(node.name, shape)) is None:
+            continue
+        name, rank = key
         found.offer(name, rank, tensor_to_array(t, node.name) if shape == shapes[name] else shape)
     return found
 
@@ -210,9 +223,10 @@ def variable_names(mg) -> dict[str, str]:
     .ATTRIBUTES/VARIABLE_VALUE"), and only the graph says which variable each one is."""
     nodes = mg.object_graph_def.nodes
     out: dict[str, str] = {}
-    seen, todo = {0}, [(0, ())] if len(nodes) else []
+    # breadth first, children in order: TF keys each object by its first path in that order
+    seen, todo = {0}, collections.deque([(0, ())] if len(nodes) else [])
     while todo:
-        i, path = todo.pop()
+        i, path = todo.popleft()
         node = nodes[i]
         if node.WhichOneof("kind") == "variable" and path:
             out["/".join(path) + "/.ATTRIBUTES/VARIABLE_VALUE"] = node.variable.name
@@ -308,11 +322,13 @@ def read_bundle(prefix: Path, names: dict[str, str] | None = None) -> Found:
     found = Found()
     for raw_key, value in table.items():
         key = raw_key.decode(errors="replace")
-        official = official_key((names or {}).get(key, key))
+        if official_key((names or {}).get(key, key)) is None and not _short_name(names, key):
+            continue
+        e = _bundle_entry(value)
+        official = official_key((names or {}).get(key, key), e["shape"])
         if official is None:
             continue
         name, rank = official
-        e = _bundle_entry(value)
         if e["dtype"] not in dtypes:
             raise WeightsError(f"{key}: unsupported dtype {types.DataType.Name(e['dtype'])}")
         dtype = np.dtype(dtypes[e["dtype"]])
@@ -334,6 +350,11 @@ def read_bundle(prefix: Path, names: dict[str, str] | None = None) -> Found:
             raw = f.read(size)
         found.offer(name, rank, np.frombuffer(raw, dtype=dtype).reshape(e["shape"]).copy())
     return found
+
+
+def _short_name(names: dict[str, str] | None, key: str) -> bool:
+    """Whether a checkpoint key's variable has a name that only its shape can place."""
+    return bool(names) and key in names and "/" in names[key] and ".OPTIMIZER_SLOT" not in key
 
 
 def read_official(path: str | os.PathLike) -> Found:
