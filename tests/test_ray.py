@@ -23,8 +23,9 @@ def weights(tmp_path_factory, random_model):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True)  # fmt: skip
+    from msinet.scale.cluster import start_ray
+
+    start_ray(num_cpus=2)  # as msinet's commands start it: no dashboard, no auth token
     yield
     ray.shutdown()
 
@@ -124,7 +125,7 @@ def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights,
         bad = httpx.post(f"{url}/v1/saliency", content=b"nope",
                          headers={"content-type": "image/jpeg"})  # fmt: skip
         assert bad.status_code == 422
-        # concurrent requests are batched by @serve.batch inside the replica
+        # concurrent requests are batched inside the replica (msinet's own batcher)
         import concurrent.futures as cf
 
         with cf.ThreadPoolExecutor(6) as pool:
@@ -144,3 +145,86 @@ def read_bytes(data: bytes) -> np.ndarray:
     import io
 
     return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_serve_ray_drains_on_sigterm_and_exits_0(weights, osie_images, tmp_path):
+    """Issue 17: SIGTERM printed a stack dump and exited 15, or aborted (134), without
+    draining. Now a request in flight when the signal comes is answered, and the process
+    exits 0; the local Ray it started has no dashboard and wrote no auth token."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.test_server_live import free_port, wait_ready
+
+    if ray.is_initialized():  # the module's local Ray: this test starts its own process
+        ray.shutdown()
+    port, home = free_port(), tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env["HOME"] = str(home)
+    p = subprocess.Popen([sys.executable, "-m", "msinet.cli", "serve", "--ray", "--port",
+                          str(port), "--engine", "onnx", "--weights", str(weights),
+                          "--threads", "1", "--num-cpus", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         text=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, p, timeout=240)
+        assert not listening(8265)  # no Ray dashboard
+        files = {"image": ("a.jpg", osie_images[0].read_bytes(), "image/jpeg")}
+        answers = []
+
+        def post() -> None:
+            answers.append(httpx.post(f"{url}/v1/saliency", files=files, timeout=120))
+
+        clients = [threading.Thread(target=post) for _ in range(3)]
+        for c in clients:
+            c.start()
+        time.sleep(0.5)  # in flight
+        p.send_signal(signal.SIGTERM)
+        for c in clients:
+            c.join(150)
+        out = p.communicate(timeout=150)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out[-3000:]
+    assert [a.status_code for a in answers] == [200, 200, 200], out[-3000:]
+    assert "draining" in out and "Traceback" not in out and "will not be applied" not in out
+    assert not (home / ".ray" / "auth_token").exists()
+
+
+def listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_predict_ray_stops_on_sigterm_in_one_line(weights, osie_folder, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if ray.is_initialized():
+        ray.shutdown()
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "msinet.cli", "predict", "--ray",
+                          str(osie_folder(40)), "-o", str(out), "--weights", str(weights),
+                          "--engine", "onnx", "-q"],
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while not (out.is_dir() and any(out.glob("*.png"))) and time.time() < deadline:
+        if p.poll() is not None:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "msinet: error: interrupted", err[-3000:]
+    assert "Traceback" not in err and not list(out.glob("*.partial"))

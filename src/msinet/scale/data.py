@@ -9,6 +9,7 @@ decode (resumable); a corrupt image is reported, never fatal.
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 from msinet.files import write_bytes_whole
 from msinet.image import DEFAULT_MAX_PIXELS
 from msinet.outputs import output_names
+from msinet.scale.cluster import quiet_defaults, start_ray
 
 
 def is_valid_map(path: Path) -> bool:
@@ -142,6 +144,7 @@ def predict_files(
     `cpus_per_actor` is Ray's logical CPU reservation per actor (the engine's real threads are
     `threads_per_actor`); Ray Data keeps part of a cluster's CPUs for other stages, so an actor
     pool that asks for every core waits forever for its last actor."""
+    quiet_defaults()
     import ray
 
     outdir = Path(outdir)
@@ -159,34 +162,46 @@ def predict_files(
     summary = Summary(total=len(paths), skipped=len(paths) - len(todo))
     if not todo:
         return summary
-    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = progress
-    start = time.perf_counter()
-    ds = ray.data.read_binary_files(
-        todo, include_paths=True, override_num_blocks=max(1, len(todo) // batch_size)
-    )
-    results = ds.map_batches(
-        Scorer,
-        fn_constructor_args=(
-            engine,
-            str(weights),
-            size,
-            str(outdir),
-            threads_per_actor,
-            {ray_key(p): names[p] for p in todo},
-            max_pixels,
-            overlay,
-        ),
-        batch_size=batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=cpus_per_actor,
-    )
-    for row in results.iter_rows():
-        if row["error"]:
-            summary.failures.append((row["path"], row["error"]))
-        else:
-            summary.written += 1
-    summary.seconds = time.perf_counter() - start
+    started = start_ray()
+    # SIGTERM stops the job as Ctrl-C does: the caller says "interrupted", and Ray is shut
+    # down in order (a SIGTERM mid-job once ended in a segmentation fault)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        start = time.perf_counter()
+        ds = ray.data.read_binary_files(
+            todo, include_paths=True, override_num_blocks=max(1, len(todo) // batch_size)
+        )
+        results = ds.map_batches(
+            Scorer,
+            fn_constructor_args=(
+                engine,
+                str(weights),
+                size,
+                str(outdir),
+                threads_per_actor,
+                {ray_key(p): names[p] for p in todo},
+                max_pixels,
+                overlay,
+            ),
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cpus_per_actor,
+        )
+        for row in results.iter_rows():
+            if row["error"]:
+                summary.failures.append((row["path"], row["error"]))
+            else:
+                summary.written += 1
+        summary.seconds = time.perf_counter() - start
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if started:
+            ray.shutdown()
     return summary
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

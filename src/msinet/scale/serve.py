@@ -1,64 +1,22 @@
 """`msinet serve --ray`: the same FastAPI app as `msinet serve`, as a Ray Serve deployment.
 
-Every route (the page, /v1, /v2, health, metrics) comes from `create_app`; only batching
-changes: Ray Serve's `@serve.batch` groups concurrent requests inside each replica, and Serve's
-router spreads requests over replicas (bounded by `max_ongoing_requests`).
+Every route (the page, /v1, /v2, health, metrics) comes from `create_app`, and so does the
+batching: each replica runs msinet's own batcher, which starts an idle model at once and,
+while a call runs, gathers everything that arrives for the next one. (`@serve.batch` only
+grouped requests inside its wait window, even while the model was busy: 8-request bursts went
+through unbatched.) Serve's router spreads requests over replicas (bounded by
+`max_ongoing_requests`); each replica admits by expected wait as the plain server does.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
-from msinet.engine import Engine
+from msinet.scale.cluster import quiet_defaults, start_ray
 from msinet.server.settings import Settings
-
-
-class RayBatcher:
-    """The service's batcher interface (server.batcher.BatcherLike) over `@serve.batch`; used
-    inside a Serve replica."""
-
-    def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, observe=None,
-                 inflight: int = 1) -> None:  # fmt: skip
-        from ray import serve
-
-        self.executor = ThreadPoolExecutor(max_workers=inflight, thread_name_prefix="msinet-model")
-        observe = observe or (lambda **_: None)
-
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=max_wait_ms / 1000,
-                     max_concurrent_batches=inflight)  # fmt: skip
-        async def predict(images: list[np.ndarray]) -> list[np.ndarray]:
-            start = time.perf_counter()
-            maps = await asyncio.get_running_loop().run_in_executor(
-                self.executor, engine.predict, np.stack(images)
-            )
-            observe(batch_size=len(images), inference_s=time.perf_counter() - start)
-            return list(maps)
-
-        self._predict = predict
-
-    depth = 0  # Ray Serve queues requests before the replica; see max_ongoing_requests
-
-    def expected_wait(self, images: int) -> float:
-        return 0.0  # Ray Serve admits by max_ongoing_requests per replica
-
-    def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.executor.shutdown(wait=True)
-
-    async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray:
-        return await asyncio.wait_for(self._predict(image), timeout)
-
-
-def ray_batcher(engine: Engine, settings: Settings, observe) -> RayBatcher:
-    s = settings
-    return RayBatcher(engine, s.max_batch_size, s.max_wait_ms, observe, s.inflight_batches)
 
 
 @dataclass(frozen=True)
@@ -82,7 +40,7 @@ def build_application(settings: Settings, options: RayOptions):
 
     from msinet.server.app import create_app
 
-    app = create_app(settings, batcher=ray_batcher)
+    app = create_app(settings)
     scaling = (
         {"autoscaling_config": {"min_replicas": options.autoscale[0],
                                 "max_replicas": options.autoscale[1],
@@ -123,12 +81,44 @@ def app_builder(args: dict[str, str]):
     return build_application(Settings(**args), options)
 
 
+class _AlreadyStarted(logging.Filter):
+    """msinet starts Serve with the host and port itself; `serve.run` then reconnects and logs
+    that "New http_options ... will not be applied", which is wrong here, on every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will not be applied" not in record.getMessage()
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(settings: Settings, options: RayOptions) -> None:
-    """Start Ray (or join RAY_ADDRESS), deploy, and serve until interrupted."""
-    import ray
+    """Start Ray (or join RAY_ADDRESS), deploy, and serve until SIGINT or SIGTERM; then drain:
+    requests in flight finish, the application is deleted, Serve and Ray shut down."""
+    quiet_defaults()
     from ray import serve
 
-    ray.init(ignore_reinit_error=True)
+    start_ray()
+    # after ray.init, which installs its own SIGTERM handler (a stack dump, then an abort)
+    signal.signal(signal.SIGTERM, _stop)  # a container's stop: drain as for Ctrl-C
+    logging.getLogger("ray.serve").addFilter(_AlreadyStarted())
     serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(build_application(settings, options), name="msinet", route_prefix="/",
-              blocking=True)  # fmt: skip
+    try:
+        serve.run(build_application(settings, options), name="msinet", route_prefix="/")
+        print(f"msinet: serving on http://{settings.host}:{settings.port} (Ray Serve); "
+              "Ctrl-C or SIGTERM drains and stops", flush=True)  # fmt: skip
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("msinet: draining: finishing requests in flight", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one drain, however many signals
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            serve.delete("msinet")  # replicas finish in-flight requests first
+            serve.shutdown()
+        finally:
+            import ray
+
+            ray.shutdown()

@@ -31,8 +31,8 @@ class QueueFull(Exception):
 
 
 class BatcherLike(Protocol):
-    """What the service needs of a batcher: this module's `Batcher`, or Ray Serve's
-    (msinet.scale.serve.RayBatcher) inside a Serve replica."""
+    """What the service needs of a batcher (`create_app(batcher=...)` takes a factory of
+    one): this module's `Batcher`, which Ray Serve replicas run too, or a stand-in."""
 
     @property
     def depth(self) -> int: ...  # images waiting
