@@ -85,6 +85,56 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_crop(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from msinet.crop import crop_image, parse_aspect, plan
+    from msinet.files import write_bytes_whole, written_whole
+    from msinet.outputs import output_names
+    from msinet.pipeline import load
+    from msinet.postprocess import encode_jpeg
+    from msinet.weights import WeightsError
+
+    specs = args.aspect or ["1:1"]
+    try:
+        aspects = {spec: parse_aspect(spec) for spec in specs}
+        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
+                        max_pixels=args.max_pixels)  # fmt: skip
+    except (ValueError, WeightsError) as e:
+        return fail(str(e))
+    files, problems = find_images(args.inputs)
+    failures = [f"{spec}: {reason}" for spec, reason in problems]
+    unique = output_names(files)
+    names = {f: f.name if sum(g.name == f.name for g in files) == 1 else unique[str(f)]
+             for f in files}  # fmt: skip
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, dict] = {}
+    for f in tqdm(files, unit="img", desc="crop", disable=args.quiet):
+        try:
+            image = pipeline.decode(f)
+            entry = plan(pipeline.predict(image), aspects, args.min_scale, args.keep,
+                         args.regions)  # fmt: skip
+            for spec, (a, b) in aspects.items():
+                if not args.no_images:
+                    piece = np.ascontiguousarray(crop_image(image, tuple(entry[spec])))
+                    write_bytes_whole(outdir / f"{unique[str(f)]}_{a}x{b}.jpg",
+                                      encode_jpeg(piece, 92))  # fmt: skip
+            report[names[f]] = entry
+        except (ImageError, MemoryError, OSError) as e:
+            if isinstance(e, ImageError) and str(e).startswith(f"{f}: "):
+                failures.append(str(e))  # the name once
+            else:
+                failures.append(f"{f}: {os_error(e) if isinstance(e, OSError) else e}")
+    if args.json:
+        with written_whole(args.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+    print(f"{len(report)} image(s) cropped to {', '.join(specs)} in {outdir}", file=sys.stderr)
+    for message in failures:
+        print(f"msinet: skipped {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
     from msinet.scale.data import predict_files
     from msinet.weights import WeightsError
@@ -434,6 +484,25 @@ def add_serve_parser(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The model and input flags of every command that runs the model on image files."""
+    from msinet.engine import ENGINES
+
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="msinet .safetensors or .onnx file (default: the shipped model)",
+    )
+    p.add_argument("--engine", choices=ENGINES,
+                   help="default: onnx-int8 for the shipped model, onnx for --weights (torch "
+                   "without onnxruntime)")  # fmt: skip
+    p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse larger images (read from the header, before decoding)")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -444,30 +513,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for <stem>.png maps (and overlays); made if missing")  # fmt: skip
-    p.add_argument(
-        "--weights",
-        metavar="FILE",
-        help="msinet .safetensors or .onnx file (default: the shipped model)",
-    )
-    p.add_argument(
-        "--engine",
-        choices=ENGINES,
-        help="default: onnx-int8 for the shipped "
-        "model, onnx for --weights (torch without onnxruntime)",
-    )
-    p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
+    add_model_flags(p)
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
     p.add_argument("--alpha", type=unit_float, default=0.6,
                    help="overlay opacity at peak saliency, 0..1")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=1, help="images per model call")
-    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
-    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
-                   help="refuse larger images (read from the header, before decoding)")  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", action="store_true", help="score with Ray Data (msinet[ray])")
     p.add_argument("--actors", type=positive_int, default=1, help="--ray: engine actors")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("crop", help="saliency-aware crops, focal points and salient regions")
+    p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for <name>_<W>x<H>.jpg crops; made if missing")  # fmt: skip
+    p.add_argument("--aspect", action="append", metavar="W:H",
+                   help="crop aspect ratio, repeatable (default: 1:1)")  # fmt: skip
+    p.add_argument("--min-scale", type=unit_float, default=1.0,
+                   help="allow crops down to this fraction of the largest (0..1]: the smallest "
+                   "that keeps --keep of the attention")  # fmt: skip
+    p.add_argument(
+        "--keep",
+        type=unit_float,
+        default=0.95,
+        help="with --min-scale: share of the largest crop's attention kept",
+    )
+    p.add_argument(
+        "--regions",
+        type=int,
+        default=5,
+        metavar="N",
+        help="the N most salient regions and their attention share (--json)",
+    )
+    p.add_argument("--json", metavar="FILE", help="boxes, focus and regions of every image")
+    p.add_argument("--no-images", action="store_true", help="only the --json file, no crops")
+    add_model_flags(p)
+    p.set_defaults(func=cmd_crop)
 
     from msinet.data import DATASETS
     from msinet.evaluate import CONVENTIONS, METRICS

@@ -45,6 +45,15 @@ class Options:
 
 
 @dataclass
+class CropRequest:
+    aspects: dict[str, tuple[int, int]]  # as given ("16:9") -> reduced
+    format: Literal["json", "jpeg", "png"] = "json"
+    min_scale: float = 1.0
+    keep: float = 0.95
+    regions: int = 5
+
+
+@dataclass
 class Result:
     body: bytes | dict
     media_type: str
@@ -226,6 +235,28 @@ class SaliencyService:
             body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
         shape = geometry.original if opts.size == "original" else self.size
         return Result(body, media, shape, model_ms)
+
+    async def crop(self, data: bytes, req: CropRequest, ticket: Ticket | None = None,
+                   ) -> tuple[dict | bytes, str]:  # fmt: skip
+        """Boxes, focus and regions of one image (JSON), or the crop itself for one aspect."""
+        self._require_ready()
+        with self.hold_pixels(data):
+            image, x, geometry = await run_in_threadpool(self.prepare, data)
+            m, _ = await self.run_model(x, ticket)
+            return await run_in_threadpool(self._crop, image, m, geometry, req)
+
+    def _crop(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, req: CropRequest):
+        from msinet.crop import crop_image, plan
+        from msinet.postprocess import encode_jpeg, encode_png
+
+        saliency = self.pipeline.map_back(m, geometry)
+        out = plan(saliency, req.aspects, req.min_scale, req.keep, req.regions)
+        if req.format == "json":
+            return out, "application/json"
+        (spec,) = req.aspects
+        piece = np.ascontiguousarray(crop_image(image, tuple(out[spec])))
+        body = encode_jpeg(piece, 92) if req.format == "jpeg" else encode_png(piece)
+        return body, f"image/{req.format}"
 
     def encode(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
                opts: Options):  # fmt: skip

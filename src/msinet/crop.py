@@ -1,0 +1,151 @@
+"""Saliency-aware cropping: the crop of a given aspect that holds the most predicted attention,
+a focal point, and the most salient regions, from a map at the image's size.
+
+Pure array functions (no model): the pipeline gives the map, these place the boxes. Boxes are
+`(left, top, right, bottom)` in the image's pixels, right and bottom exclusive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+# Sums within this relative distance of the best count as ties (float rounding of the table).
+TIE = 1e-9
+
+
+def parse_aspect(spec: str) -> tuple[int, int]:
+    """'16:9' -> (16, 9), reduced ('32:18' -> (16, 9)); a clear error for anything else."""
+    w, sep, h = spec.partition(":")
+    if not sep or not (w.strip().isdigit() and h.strip().isdigit()) or not int(w) or not int(h):
+        raise ValueError(f"aspect must be W:H, two positive whole numbers (16:9), not {spec!r}")
+    g = math.gcd(int(w), int(h))
+    return int(w) // g, int(h) // g
+
+
+def largest_size(width: int, height: int, aspect: tuple[int, int]) -> tuple[int, int]:
+    """The largest (w, h) of exactly `aspect` that fits the image: whole multiples of the
+    reduced aspect; for images smaller than the aspect's own numbers, the closest fit."""
+    a, b = aspect
+    k = min(width // a, height // b)
+    if k >= 1:
+        return k * a, k * b
+    if width * b >= height * a:  # tiny image: as near the aspect as whole pixels allow
+        return max(1, min(width, round(height * a / b))), height
+    return width, max(1, min(height, round(width * b / a)))
+
+
+def sizes(width: int, height: int, aspect: tuple[int, int], min_scale: float = 1.0,
+          ) -> list[tuple[int, int]]:  # fmt: skip
+    """Crop sizes of exactly `aspect`, from the largest down to `min_scale` of it."""
+    if not 0 < min_scale <= 1:
+        raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
+    w, h = largest_size(width, height, aspect)
+    a, b = aspect
+    k = w // a if w % a == 0 and h % b == 0 and w // a == h // b else 0
+    if k == 0:
+        return [(w, h)]
+    lowest = max(1, math.ceil(min_scale * k - 1e-9))
+    return [(j * a, j * b) for j in range(k, lowest - 1, -1)]
+
+
+def summed_area(saliency: np.ndarray) -> np.ndarray:
+    """(H + 1, W + 1) table: t[y, x] is the sum of saliency[:y, :x]."""
+    t = np.zeros((saliency.shape[0] + 1, saliency.shape[1] + 1), np.float64)
+    np.cumsum(np.cumsum(saliency, axis=0, dtype=np.float64), axis=1, out=t[1:, 1:])
+    return t
+
+
+def window_sums(table: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Sum of every w x h window: (H - h + 1, W - w + 1), indexed by the top-left corner."""
+    return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
+
+
+def best_box(table: np.ndarray, w: int, h: int) -> tuple[Box, float]:
+    """The w x h box with the largest sum, and that sum; ties go to the most central box."""
+    sums = window_sums(table, w, h)
+    top = float(sums.max())
+    ys, xs = np.nonzero(sums >= top - TIE * max(abs(top), 1.0))
+    H, W = table.shape[0] - 1, table.shape[1] - 1
+    off = (2 * xs + w - W) ** 2 + (2 * ys + h - H) ** 2  # (2 x distance of the centres)^2
+    i = int(np.argmin(off))
+    x, y = int(xs[i]), int(ys[i])
+    return (x, y, x + w, y + h), top
+
+
+def crop_box(saliency: np.ndarray, aspect: tuple[int, int], min_scale: float = 1.0,
+             keep: float = 0.95, table: np.ndarray | None = None) -> Box:  # fmt: skip
+    """The crop of `aspect` that holds the most attention, placed exactly over every position.
+    With `min_scale` < 1 it is the smallest crop, down to that fraction of the largest, that
+    still holds `keep` of what the best largest crop holds (a larger crop always holds more,
+    so "most attention" alone would never choose a smaller one)."""
+    H, W = saliency.shape
+    table = summed_area(saliency) if table is None else table
+    candidates = sizes(W, H, aspect, min_scale)
+    box, most = best_box(table, *candidates[0])
+    for w, h in candidates[1:]:
+        smaller, held = best_box(table, w, h)
+        if held < keep * most:
+            break
+        box = smaller
+    return box
+
+
+def focus(saliency: np.ndarray, level: float = 0.5) -> tuple[int, int]:
+    """(x, y): the attention-weighted centre of the most salient region (the connected area
+    above `level` x the peak that holds the peak), for CDN focal points and CSS
+    object-position."""
+    from scipy import ndimage
+
+    peak = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
+    labels, _ = ndimage.label(saliency >= level * saliency[peak])
+    region = labels == labels[peak]
+    weights = np.where(region, saliency, 0.0)
+    y, x = ndimage.center_of_mass(weights)
+    return int(np.floor(x + 0.5)), int(np.floor(y + 0.5))  # halves up, not to even
+
+
+@dataclass(frozen=True)
+class Region:
+    box: Box
+    share: float  # of the predicted attention over the whole image, 0..1
+
+
+def regions(saliency: np.ndarray, count: int = 5, level: float = 0.5) -> list[Region]:
+    """The `count` most salient regions: connected areas above `level` x the peak, as boxes
+    with the share of all predicted attention that falls inside each, largest share first."""
+    from scipy import ndimage
+
+    total = float(saliency.sum())
+    if total <= 0:
+        return []
+    labels, n = ndimage.label(saliency >= level * float(saliency.max()))
+    shares = ndimage.sum_labels(saliency, labels, index=np.arange(1, n + 1)) / total
+    slices = ndimage.find_objects(labels)
+    found = [Region((s[1].start, s[0].start, s[1].stop, s[0].stop), float(share))
+             for s, share in zip(slices, shares, strict=True)]  # fmt: skip
+    return sorted(found, key=lambda r: -r.share)[:count]
+
+
+def crop_image(image: np.ndarray, box: Box) -> np.ndarray:
+    left, top, right, bottom = box
+    return image[top:bottom, left:right]
+
+
+def plan(saliency: np.ndarray, aspects: dict[str, tuple[int, int]], min_scale: float = 1.0,
+         keep: float = 0.95, n_regions: int = 5) -> dict:  # fmt: skip
+    """Everything about one image's map, as `msinet crop --json` and `/v1/crop` report it:
+    {"size": [W, H], "<aspect as given>": [left, top, right, bottom], ..., "focus": [x, y],
+    "regions": [{"box": [...], "share": 0.12}, ...]}."""
+    table = summed_area(saliency)
+    out: dict = {"size": [saliency.shape[1], saliency.shape[0]]}
+    for spec, aspect in aspects.items():
+        out[spec] = list(crop_box(saliency, aspect, min_scale, keep, table))
+    out["focus"] = list(focus(saliency))
+    out["regions"] = [{"box": list(r.box), "share": round(r.share, 4)}
+                      for r in regions(saliency, n_regions)]  # fmt: skip
+    return out
