@@ -11,6 +11,7 @@ import pytest
 from msinet import weights as W
 from msinet.cpu import cpu_info, parse_cpuinfo
 from msinet.engine import load_engine
+from msinet.engine.onnx_graph import seal
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe
 from msinet.image import load_image
 from msinet.preprocess import batch, preprocess
@@ -119,7 +120,7 @@ def test_int8_file_without_probe_warns(tmp_path, caplog):
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
     path = tmp_path / "old-int8.onnx"
-    onnx.save(model, str(path))
+    onnx.save(seal(model), str(path))
     with caplog.at_level(logging.WARNING, logger="msinet"):
         engine = load_engine("onnx-int8", path, threads=2)
     assert engine.name == "onnx-int8" and engine.self_check.probe_cc is None

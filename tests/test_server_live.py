@@ -146,7 +146,14 @@ def test_web_page_in_headless_chromium(live_server, osie_images, tmp_path):
         page.goto(url + "/")
         page.set_input_files("#file", str(image))
         page.wait_for_selector("body[data-state=done]", timeout=60_000)
+        page.wait_for_selector("body[data-crops=done]", timeout=60_000)
         status = page.inner_text("#status")
+        shown_crops = page.evaluate("state.crops")
+        buttons = page.inner_text("#dl-crops")
+        with page.expect_download() as download:
+            page.click("#dl-crops button >> nth=0")
+        crop_file = tmp_path / download.value.suggested_filename
+        download.value.save_as(crop_file)
         shot = tmp_path / "page.png"
         page.screenshot(path=str(shot), full_page=True)
         data = page.evaluate("document.getElementById('map').toDataURL('image/png')")
@@ -161,3 +168,9 @@ def test_web_page_in_headless_chromium(live_server, osie_images, tmp_path):
     assert ov.shape[:2] == (600, 800) and ov[..., :3].std() > 5
     assert "model" in status and "ms" in status
     assert shot.stat().st_size > 10_000
+    # the crop panel: the API's boxes for the default aspects, and a crop to download
+    crops = httpx.post(f"{url}/v1/crop?aspect=1:1&aspect=16:9", files={"image": (
+        image.name, image.read_bytes(), "image/jpeg")}, timeout=60).json()  # fmt: skip
+    assert shown_crops["1:1"] == crops["1:1"] and shown_crops["16:9"] == crops["16:9"]
+    assert "1:1" in buttons and "16:9" in buttons
+    assert crop_file.name.endswith("_1x1.jpg") and Image.open(crop_file).size == (600, 600)
