@@ -42,15 +42,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return fail(str(e))
     from msinet.files import write_bytes_whole
     from msinet.outputs import output_names
+    from msinet.video import is_video
 
-    files, problems = find_images(args.inputs)
+    videos = [Path(a) for a in args.inputs if is_video(a) and Path(a).is_file()]
+    files, problems = find_images([a for a in args.inputs if Path(a) not in videos])
     failures = [f"{spec}: {reason}" for spec, reason in problems]
-    unique = output_names(files)
-    names = {f: unique[str(f)] for f in files}
+    unique = output_names([*files, *videos])
+    names = {f: unique[str(f)] for f in [*files, *videos]}
     outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)  # an unusable folder: one line, from main()
     if not os.access(outdir, os.W_OK | os.X_OK):
         return fail(f"cannot write to the output folder {outdir}: permission denied")
+    for v in videos:
+        failures += predict_one_video(pipeline, v, outdir, names[v], args)
     written = 0
     with tqdm(total=len(files), unit="img", desc="predict", disable=args.quiet) as bar:
         for group in chunks(files, args.batch_size):
@@ -83,6 +87,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for message in failures:
         print(f"msinet: skipped {message}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
+                      args: argparse.Namespace) -> list[str]:  # fmt: skip
+    """`<name>.mp4` (and `<name>_overlay.mp4`) for one video, with frames/s shown; the
+    failure in one line, if any."""
+    from tqdm import tqdm
+
+    from msinet.video import predict_video
+
+    with tqdm(unit="frame", desc=source.name, disable=args.quiet) as bar:
+        try:
+            r = predict_video(pipeline, source, outdir / f"{name}.mp4",
+                              overlay_output=outdir / f"{name}_overlay.mp4" if args.overlay
+                              else None, smooth=args.smooth, batch_size=args.batch_size,
+                              colormap=args.colormap, alpha=args.alpha,
+                              progress=bar.update)  # fmt: skip
+        except (ImageError, MemoryError, OSError) as e:
+            return [str(e) if str(e).startswith(f"{source}: ") else f"{source}: {e}"]
+    print(f"{source}: {r.frames} frames at {r.fps:g} fps, {r.size[0]}x{r.size[1]}, in "
+          f"{r.seconds:.1f} s ({r.frames / r.seconds:.2f} frames/s) -> {outdir / name}.mp4",
+          file=sys.stderr)  # fmt: skip
+    return []
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
@@ -456,6 +483,7 @@ EXTRAS = {
     **dict.fromkeys(["ray"], "ray"),
     **dict.fromkeys(["ot", "cv2"], "eval"),
     **dict.fromkeys(["tensorboard"], "official"),
+    **dict.fromkeys(["av"], "video"),
 }
 
 
@@ -503,6 +531,13 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def smoothing(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
 
@@ -510,15 +545,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("predict", help="saliency maps for images, folders or globs")
-    p.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or globs")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders or globs; video files (.mp4, .mov, .mkv, ...)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
-                   help="folder for <stem>.png maps (and overlays); made if missing")  # fmt: skip
+                   help="folder for <stem>.png maps (and overlays), <stem>.mp4 saliency videos; "
+                   "made if missing")  # fmt: skip
     add_model_flags(p)
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
     p.add_argument("--alpha", type=unit_float, default=0.6,
                    help="overlay opacity at peak saliency, 0..1")  # fmt: skip
     p.add_argument("--batch-size", type=positive_int, default=1, help="images per model call")
+    p.add_argument("--smooth", type=smoothing, default=0.0, metavar="S",
+                   help="videos: exponential moving average of the maps over time, weight S "
+                   "of the previous frame, 0 <= S < 1 (default 0: off)")  # fmt: skip
     p.add_argument("--ray", action="store_true", help="score with Ray Data (msinet[ray])")
     p.add_argument("--actors", type=positive_int, default=1, help="--ray: engine actors")
     p.set_defaults(func=cmd_predict)
