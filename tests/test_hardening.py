@@ -210,3 +210,33 @@ def test_freed_memory_goes_back_on_glibc():
     from msinet.server.memory import return_freed_memory
 
     assert return_freed_memory() == (platform.libc_ver()[0] == "glibc")
+
+
+def test_stream_websocket_answers_frames_and_errors_and_checks_the_key(engine, osie_images,
+                                                                       monkeypatch):  # fmt: skip
+    """WebSocket /v1/stream (the page's camera mode): a real JPEG frame gives its map as PNG,
+    a bad frame a JSON error while the stream goes on; with a key, none or a wrong one is
+    refused before the handshake."""
+    import io
+
+    from PIL import Image
+    from starlette.websockets import WebSocketDisconnect
+
+    with (
+        TestClient(create_app(Settings(), engine=engine)) as c,
+        c.websocket_connect("/v1/stream") as ws,
+    ):
+        ws.send_bytes(osie_images[0].read_bytes())
+        assert Image.open(io.BytesIO(ws.receive_bytes())).size == (800, 600)
+        ws.send_bytes(b"not an image")
+        assert ws.receive_json()["error"]["status"] == 422
+        ws.send_bytes(osie_images[1].read_bytes())
+        assert Image.open(io.BytesIO(ws.receive_bytes())).size == (800, 600)
+    monkeypatch.setenv("MSINET_TEST_KEY", "s3cret")
+    with TestClient(create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=engine)) as c:
+        with pytest.raises(WebSocketDisconnect) as e, c.websocket_connect("/v1/stream?key=no"):
+            pass
+        assert e.value.code == 1008
+        with c.websocket_connect("/v1/stream?key=s3cret") as ws:
+            ws.send_bytes(osie_images[0].read_bytes())
+            assert ws.receive_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

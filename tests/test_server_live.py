@@ -174,3 +174,26 @@ def test_web_page_in_headless_chromium(live_server, osie_images, tmp_path):
     assert shown_crops["1:1"] == crops["1:1"] and shown_crops["16:9"] == crops["16:9"]
     assert "1:1" in buttons and "16:9" in buttons
     assert crop_file.name.endswith("_1x1.jpg") and Image.open(crop_file).size == (600, 600)
+
+
+def test_camera_mode_in_headless_chromium(live_server):
+    """The page's camera mode with Chromium's fake camera: frames flow over /v1/stream and maps
+    come back, with the frame rate shown."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, _ = live_server
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # fmt: skip
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=flags)
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.click("#camera-button")
+        page.wait_for_function("Number(document.body.dataset.camera || 0) >= 3", timeout=120_000)
+        fps = page.inner_text("#camera-fps")
+        data = page.evaluate("document.getElementById('map').toDataURL('image/png')")
+        page.click("#camera-button")  # stop
+        browser.close()
+    rendered = np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",")[1])))
+                          .convert("L"), np.int16)  # fmt: skip
+    assert rendered.shape == (480, 640) and rendered.max() > rendered.min()
+    assert "frames/s" in fps and int(fps.split("·")[1].split()[0]) >= 3

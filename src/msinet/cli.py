@@ -477,6 +477,7 @@ EXTRAS = {
             "prometheus_client",
             "pydantic_settings",
             "pydantic",
+            "websockets",
         ],
         "serve",
     ),

@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     """`engine` may be given (tests, embedding); otherwise it is loaded from the settings at
     start-up. `batcher` builds the batcher around the loaded engine: msinet's own by default,
     Ray Serve's inside a Serve replica."""
-    from msinet.server.routes import crop, health, page, saliency, v2
+    from msinet.server.routes import crop, health, page, saliency, stream, v2
 
     settings = settings or Settings()
     settings.api_key  # noqa: B018 - fail fast on an unset key variable
@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         msg = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
         return JSONResponse(error_body(422, msg, details=details), 422)
 
-    for router in (saliency.router, crop.router, v2.router, health.router, page.router):
+    for router in (saliency.router, crop.router, stream.router, v2.router, health.router,
+                   page.router):  # fmt: skip
         app.include_router(router)
     return app
 

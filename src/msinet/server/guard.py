@@ -38,11 +38,27 @@ class RequestGuard:
         self.public = tuple(public)
         self.body_timeout, self.max_headers = body_timeout, max_headers
 
+    async def websocket(self, scope, receive, send) -> None:
+        """The same key for WebSockets, as the X-API-Key header or, since browsers cannot set
+        headers on a WebSocket, a `key` query parameter; refused before the handshake."""
+        if self.key is not None and not self.is_public(scope["path"]):
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+            given = dict(scope["headers"]).get(b"x-api-key") or query.get("key", [""])[0].encode()
+            if not hmac.compare_digest(given, self.key):
+                await send({"type": "websocket.close", "code": 1008,
+                            "reason": "missing or wrong API key"})  # fmt: skip
+                return None
+        return await self.app(scope, receive, send)
+
     def is_public(self, path: str) -> bool:
         return any(path == p or (p != "/" and path.startswith(p.rstrip("/") + "/"))
                    for p in self.public)  # fmt: skip
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket":
+            return await self.websocket(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if len(scope["headers"]) > self.max_headers:

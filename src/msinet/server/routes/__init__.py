@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
 
 
-def service_of(request: Request) -> SaliencyService:
+def service_of(request: Request | WebSocket) -> SaliencyService:
     return request.app.state.service
 
 

@@ -1,0 +1,39 @@
+"""WebSocket /v1/stream: live frames (a camera) in, saliency maps out, through the same
+admission, batcher and pipeline as /v1/saliency.
+
+Each binary message is one encoded image (JPEG from the page's camera); each answer is the
+map as PNG at the frame's size, or a JSON error body for that frame (the stream goes on). The
+client sends the next frame when an answer arrives, so a slow model lowers the frame rate
+instead of growing a queue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from msinet.server.errors import error_body
+from msinet.server.routes import service_of
+from msinet.server.service import Options, ServiceError
+
+router = APIRouter(prefix="/v1", tags=["stream"])
+
+
+@router.websocket("/stream")
+async def stream(ws: WebSocket) -> None:
+    service = service_of(ws)
+    limit = ws.app.state.settings.max_upload_bytes
+    await ws.accept()
+    try:
+        while True:
+            data = await ws.receive_bytes()
+            try:
+                if len(data) > limit:
+                    raise ServiceError(413, f"frame of {len(data)} bytes is over the "
+                                       f"{limit}-byte limit")  # fmt: skip
+                with service.admit(1) as ticket:
+                    result = await service.saliency(data, Options(format="png"), ticket)
+            except ServiceError as e:
+                await ws.send_json(error_body(e.status, e.message))
+                continue
+            await ws.send_bytes(result.body)
+    except WebSocketDisconnect:
+        return
