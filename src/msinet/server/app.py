@@ -14,7 +14,6 @@ from starlette.requests import ClientDisconnect
 
 from msinet import __version__
 from msinet.engine import Engine
-from msinet.server.batcher import MakeBatcher, make_batcher
 from msinet.server.errors import CLIENT_CLOSED, error_body
 from msinet.server.guard import RequestGuard
 from msinet.server.observability import Metrics, MetricsMiddleware
@@ -22,17 +21,15 @@ from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None,
-               batcher: MakeBatcher = make_batcher) -> FastAPI:  # fmt: skip
-    """`engine` may be given (tests, embedding); otherwise it is loaded from the settings at
-    start-up. `batcher` builds the batcher around the loaded engine: msinet's own by default,
-    Ray Serve's inside a Serve replica."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """`engine` may be given (tests, embedding, `msinet serve`, which loads it first);
+    otherwise it is loaded from the settings at start-up."""
     from msinet.server.routes import crop, health, page, saliency, stream, v2
 
     settings = settings or Settings()
     settings.api_key  # noqa: B018 - fail fast on an unset key variable
     metrics = Metrics()
-    service = SaliencyService(settings, metrics, engine, batcher)
+    service = SaliencyService(settings, metrics, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

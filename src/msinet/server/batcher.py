@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,26 +28,6 @@ if TYPE_CHECKING:
 
 class QueueFull(Exception):
     """The service is saturated; retry later."""
-
-
-class BatcherLike(Protocol):
-    """What the service needs of a batcher (`create_app(batcher=...)` takes a factory of
-    one): this module's `Batcher`, which Ray Serve replicas run too, or a stand-in."""
-
-    @property
-    def depth(self) -> int: ...  # images waiting
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray: ...
-
-    def expected_wait(self, images: int) -> float: ...  # seconds until `images` more are done
-
-
-# Builds the service's batcher once its engine is loaded: (engine, settings, observe).
-MakeBatcher = Callable[[Engine, "Settings", Callable[..., None]], BatcherLike]
 
 
 def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None]) -> Batcher:

@@ -118,7 +118,7 @@ class LimitedH11Protocol(H11Protocol):
     def header_timeout(self) -> None:
         self.header_timer = None
         if self.transport.is_closing() or self.lingering or not self.idle():
-            return
+            return  # gone, already answered, or a request is running
         if self.header_bytes:  # a request began and its headers did not finish
             self.close_with(408, f"request headers not complete within "
                                  f"{self.limits.header_timeout_s:g} s")  # fmt: skip
@@ -132,8 +132,7 @@ class LimitedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.IDLE:  # reading a request's headers
             self.arm_header_timer()
             if self.headers_too_large(data):
-                self.close_with(431, f"request headers over the "
-                                     f"{self.limits.max_header_bytes}-byte limit")  # fmt: skip
+                self.refuse_large_headers()
                 return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # the headers are complete
@@ -152,6 +151,10 @@ class LimitedH11Protocol(H11Protocol):
         size = self.header_bytes if end < 0 else before - (len(seen) - len(data)) + end + 4
         return size > self.limits.max_header_bytes
 
+    def refuse_large_headers(self) -> None:
+        self.close_with(431, f"request headers over the {self.limits.max_header_bytes}-byte "
+                             "limit")  # fmt: skip
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self.last_active = self.loop.time()
@@ -160,8 +163,7 @@ class LimitedH11Protocol(H11Protocol):
         """h11 refuses malformed requests, and headers over its buffer size: both in the JSON
         error body, the latter as 431."""
         if self.header_bytes > self.limits.max_header_bytes:
-            self.close_with(431, f"request headers over the "
-                                 f"{self.limits.max_header_bytes}-byte limit")  # fmt: skip
+            self.refuse_large_headers()
         else:
             self.close_with(400, f"malformed HTTP request: {msg}")
 

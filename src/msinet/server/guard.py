@@ -38,18 +38,23 @@ class RequestGuard:
         self.public = tuple(public)
         self.body_timeout, self.max_headers = body_timeout, max_headers
 
+    def authorized(self, scope, given: bytes) -> bool:
+        """No key configured, a public route, or the right key (compared in constant time)."""
+        if self.key is None or self.is_public(scope["path"]):
+            return True
+        return hmac.compare_digest(given, self.key)
+
     async def websocket(self, scope, receive, send) -> None:
         """The same key for WebSockets, as the X-API-Key header or, since browsers cannot set
         headers on a WebSocket, a `key` query parameter; refused before the handshake."""
-        if self.key is not None and not self.is_public(scope["path"]):
-            from urllib.parse import parse_qs
+        from urllib.parse import parse_qs
 
-            query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
-            given = dict(scope["headers"]).get(b"x-api-key") or query.get("key", [""])[0].encode()
-            if not hmac.compare_digest(given, self.key):
-                await send({"type": "websocket.close", "code": 1008,
-                            "reason": "missing or wrong API key"})  # fmt: skip
-                return None
+        query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        given = dict(scope["headers"]).get(b"x-api-key") or query.get("key", [""])[0].encode()
+        if not self.authorized(scope, given):
+            await send({"type": "websocket.close", "code": 1008,
+                        "reason": "missing or wrong API key"})  # fmt: skip
+            return None
         return await self.app(scope, receive, send)
 
     def is_public(self, path: str) -> bool:
@@ -69,13 +74,11 @@ class RequestGuard:
             return None
         headers = dict(scope["headers"])
         limit = self.batch_body if scope["path"].endswith(":batch") else self.default_body
-        if self.key is not None and not self.is_public(scope["path"]):
-            given = headers.get(b"x-api-key", b"")
-            if not hmac.compare_digest(given, self.key):
-                for message in _error(401, "missing or wrong X-API-Key",
-                                      [(b"www-authenticate", b"X-API-Key")]):  # fmt: skip
-                    await send(message)
-                return None
+        if not self.authorized(scope, headers.get(b"x-api-key", b"")):
+            for message in _error(401, "missing or wrong X-API-Key",
+                                  [(b"www-authenticate", b"X-API-Key")]):  # fmt: skip
+                await send(message)
+            return None
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             for message in _error(413, f"request body of {int(declared)} bytes is over the "

@@ -18,7 +18,7 @@ from msinet.image import ImageError, ImageTooLarge, declared_pixels
 from msinet.pipeline import Pipeline, resolve
 from msinet.postprocess import colormap_lut
 from msinet.preprocess import Geometry
-from msinet.server.batcher import BatcherLike, MakeBatcher, QueueFull, make_batcher
+from msinet.server.batcher import Batcher, QueueFull, make_batcher
 from msinet.server.memory import return_freed_memory
 from msinet.server.observability import Metrics
 from msinet.server.settings import Settings
@@ -83,13 +83,12 @@ class Ticket:
 
 
 class SaliencyService:
-    def __init__(self, settings: Settings, metrics: Metrics, engine: Engine | None = None,
-                 batcher: MakeBatcher = make_batcher) -> None:  # fmt: skip
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 engine: Engine | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.metrics = metrics
         self.engine = engine
-        self.make_batcher = batcher
-        self.batcher: BatcherLike | None = None
+        self.batcher: Batcher | None = None
         self.pipeline: Pipeline | None = None  # decode/preprocess and map back/encode
         self.admitted = 0  # images admitted but not yet queued (uploading, decoding)
         self.pixels = 0  # pixels of the images being decoded, queued, run or encoded
@@ -106,7 +105,7 @@ class SaliencyService:
                                                   s.threads)  # fmt: skip
         self.metrics.engine_loaded(self.engine)
         self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
-        self.batcher = self.make_batcher(self.engine, s, self.metrics.observe)
+        self.batcher = make_batcher(self.engine, s, self.metrics.observe)
         self.batcher.start()
         warm = np.full((3, *self.size), 126.0, np.float32)  # the padding colour
         await self.batcher.submit(warm, timeout=120)
@@ -225,27 +224,37 @@ class SaliencyService:
         if opts.overlay and opts.size != "original":
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(opts)
-        self._require_ready()
-        with self.hold_pixels(data):
-            # one thread hop per side of the model: each hop costs the event loop a round trip
-            image, x, geometry = await run_in_threadpool(self.prepare, data)
-            if not opts.overlay:
-                image = None  # not held while queued: only an overlay needs it again
-            m, model_ms = await self.run_model(x, ticket)
-            body, media = await run_in_threadpool(self.encode, image, m, geometry, opts)
+        (body, media), geometry, model_ms = await self._through_model(
+            data, ticket, lambda image, m, g: self.encode(image, m, g, opts), opts.overlay
+        )
         shape = geometry.original if opts.size == "original" else self.size
         return Result(body, media, shape, model_ms)
 
     async def crop(self, data: bytes, req: CropRequest, ticket: Ticket | None = None,
                    ) -> tuple[dict | bytes, str]:  # fmt: skip
         """Boxes, focus and regions of one image (JSON), or the crop itself for one aspect."""
+        needs_image = req.format != "json"
+        finish = lambda image, m, g: self._crop(image, m, g, req)  # noqa: E731
+        answer, _, _ = await self._through_model(data, ticket, finish, needs_image)
+        return answer
+
+    async def _through_model(self, data: bytes, ticket: Ticket | None, finish,
+                             keep_image: bool):  # fmt: skip
+        """Image bytes -> decode + prepare (a thread) -> the batcher -> `finish(image, map,
+        geometry)` (a thread): (its result, geometry, ms in queue + model). One thread hop per
+        side of the model (each costs the event loop a round trip); the pixels are held for
+        the memory bound throughout; the decoded image is dropped while queued unless
+        `finish` needs it."""
         self._require_ready()
         with self.hold_pixels(data):
             image, x, geometry = await run_in_threadpool(self.prepare, data)
-            m, _ = await self.run_model(x, ticket)
-            return await run_in_threadpool(self._crop, image, m, geometry, req)
+            if not keep_image:
+                image = None
+            m, model_ms = await self.run_model(x, ticket)
+            return await run_in_threadpool(finish, image, m, geometry), geometry, model_ms
 
-    def _crop(self, image: np.ndarray, m: np.ndarray, geometry: Geometry, req: CropRequest):
+    def _crop(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
+              req: CropRequest):  # fmt: skip
         from msinet.crop import crop_image, plan
         from msinet.postprocess import encode_jpeg, encode_png
 
@@ -254,7 +263,7 @@ class SaliencyService:
         if req.format == "json":
             return out, "application/json"
         (spec,) = req.aspects
-        piece = np.ascontiguousarray(crop_image(image, tuple(out[spec])))
+        piece = crop_image(image, tuple(out[spec]))
         body = encode_jpeg(piece, 92) if req.format == "jpeg" else encode_png(piece)
         return body, f"image/{req.format}"
 
