@@ -17,20 +17,13 @@ from PIL import Image
 
 from msinet.cpu import cpu_info
 from msinet.pipeline import load
-from msinet.video import predict_video
+from msinet.video import VideoWriter, predict_video
 
 
 def make_clip(path: Path, images: list[Path], frames: int, size=(320, 240)) -> None:
-    import av
-
-    out = av.open(str(path), "w")
-    stream = out.add_stream("libx264", rate=Fraction(25))
-    stream.width, stream.height = size
-    stream.pix_fmt = "yuv420p"
+    out = VideoWriter(path, Fraction(25), size)
     for i in range(frames):
-        frame = np.asarray(Image.open(images[i % len(images)]).convert("RGB").resize(size))
-        out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-    out.mux(stream.encode())
+        out.write(np.asarray(Image.open(images[i % len(images)]).convert("RGB").resize(size)))
     out.close()
 
 

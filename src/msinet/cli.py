@@ -40,8 +40,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         max_pixels=args.max_pixels)  # fmt: skip
     except (ValueError, WeightsError) as e:
         return fail(str(e))
-    from msinet.files import write_bytes_whole
-    from msinet.outputs import output_names
+    from msinet.outputs import output_names, write_map_files
     from msinet.video import is_video
 
     videos = [Path(a) for a in args.inputs if is_video(a) and Path(a).is_file()]
@@ -55,6 +54,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return fail(f"cannot write to the output folder {outdir}: permission denied")
     for v in videos:
         failures += predict_one_video(pipeline, v, outdir, names[v], args)
+    overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None
     written = 0
     with tqdm(total=len(files), unit="img", desc="predict", disable=args.quiet) as bar:
         for group in chunks(files, args.batch_size):
@@ -64,24 +64,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     image = pipeline.decode(f)
                     loaded.append((f, image, *pipeline.prepare(image)))
                 except (ImageError, MemoryError) as e:
-                    named = isinstance(e, ImageError) and str(e).startswith(f"{f}: ")
-                    failures.append(str(e) if named else f"{f}: {e}")  # the name once
+                    failures.append(skip_reason(f, e))
                     bar.update(1)
             if not loaded:
                 continue
             maps = pipeline.run([x for _, _, x, _ in loaded])
             for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
                 try:  # one image's failure (memory, disk) never costs the others theirs
-                    saliency = pipeline.map_back(m, geometry)
-                    write_bytes_whole(outdir / f"{names[f]}.png", pipeline.encode(image, saliency))
-                    if args.overlay:
-                        jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True,
-                                               colormap=args.colormap, alpha=args.alpha,
-                                               quality=92)  # fmt: skip
-                        write_bytes_whole(outdir / f"{names[f]}_overlay.jpg", jpeg)
+                    write_map_files(pipeline, image, m, geometry, outdir / names[f], overlay)
                     written += 1
                 except (MemoryError, OSError) as e:
-                    failures.append(f"{f}: {os_error(e) if isinstance(e, OSError) else e}")
+                    failures.append(skip_reason(f, e))
                 bar.update(1)
     print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
     for message in failures:
@@ -105,7 +98,7 @@ def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
                               colormap=args.colormap, alpha=args.alpha,
                               progress=bar.update)  # fmt: skip
         except (ImageError, MemoryError, OSError) as e:
-            return [str(e) if str(e).startswith(f"{source}: ") else f"{source}: {e}"]
+            return [skip_reason(source, e)]
     print(f"{source}: {r.frames} frames at {r.fps:g} fps, {r.size[0]}x{r.size[1]}, in "
           f"{r.seconds:.1f} s ({r.frames / r.seconds:.2f} frames/s) -> {outdir / name}.mp4",
           file=sys.stderr)  # fmt: skip
@@ -113,6 +106,8 @@ def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from tqdm import tqdm
 
     from msinet.crop import crop_image, parse_aspect, plan
@@ -132,8 +127,8 @@ def cmd_crop(args: argparse.Namespace) -> int:
     files, problems = find_images(args.inputs)
     failures = [f"{spec}: {reason}" for spec, reason in problems]
     unique = output_names(files)
-    names = {f: f.name if sum(g.name == f.name for g in files) == 1 else unique[str(f)]
-             for f in files}  # fmt: skip
+    seen = Counter(f.name for f in files)  # the JSON is keyed by file name where unique
+    names = {f: f.name if seen[f.name] == 1 else unique[str(f)] for f in files}
     outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, dict] = {}
@@ -142,17 +137,14 @@ def cmd_crop(args: argparse.Namespace) -> int:
             image = pipeline.decode(f)
             entry = plan(pipeline.predict(image), aspects, args.min_scale, args.keep,
                          args.regions)  # fmt: skip
-            for spec, (a, b) in aspects.items():
-                if not args.no_images:
-                    piece = np.ascontiguousarray(crop_image(image, tuple(entry[spec])))
+            if not args.no_images:
+                for spec, (a, b) in aspects.items():
+                    piece = crop_image(image, tuple(entry[spec]))
                     write_bytes_whole(outdir / f"{unique[str(f)]}_{a}x{b}.jpg",
                                       encode_jpeg(piece, 92))  # fmt: skip
             report[names[f]] = entry
         except (ImageError, MemoryError, OSError) as e:
-            if isinstance(e, ImageError) and str(e).startswith(f"{f}: "):
-                failures.append(str(e))  # the name once
-            else:
-                failures.append(f"{f}: {os_error(e) if isinstance(e, OSError) else e}")
+            failures.append(skip_reason(f, e))
     if args.json:
         with written_whole(args.json) as tmp:
             tmp.write_text(json.dumps(report, indent=2))
@@ -697,6 +689,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail("interrupted", 130)
     except OSError as e:  # file-system trouble the command did not handle itself
         return fail(os_error(e))
+
+
+def skip_reason(path: Path, e: Exception) -> str:
+    """Why one input was skipped, naming it once ("x.jpg: not an image ..."): image errors for
+    files already start with the path; file-system errors in `os_error`'s words."""
+    message = os_error(e) if isinstance(e, OSError) else str(e)
+    return message if message.startswith(f"{path}: ") else f"{path}: {message}"
 
 
 def os_error(e: OSError) -> str:

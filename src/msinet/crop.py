@@ -44,11 +44,10 @@ def sizes(width: int, height: int, aspect: tuple[int, int], min_scale: float = 1
     """Crop sizes of exactly `aspect`, from the largest down to `min_scale` of it."""
     if not 0 < min_scale <= 1:
         raise ValueError(f"min_scale must be in (0, 1], got {min_scale}")
-    w, h = largest_size(width, height, aspect)
     a, b = aspect
-    k = w // a if w % a == 0 and h % b == 0 and w // a == h // b else 0
-    if k == 0:
-        return [(w, h)]
+    k = min(width // a, height // b)  # largest_size's multiple
+    if k < 1:  # smaller than the aspect's own numbers: the one closest fit
+        return [largest_size(width, height, aspect)]
     lowest = max(1, math.ceil(min_scale * k - 1e-9))
     return [(j * a, j * b) for j in range(k, lowest - 1, -1)]
 
@@ -132,8 +131,9 @@ def regions(saliency: np.ndarray, count: int = 5, level: float = 0.5) -> list[Re
 
 
 def crop_image(image: np.ndarray, box: Box) -> np.ndarray:
+    """The box's pixels, contiguous (ready to encode)."""
     left, top, right, bottom = box
-    return image[top:bottom, left:right]
+    return np.ascontiguousarray(image[top:bottom, left:right])
 
 
 def plan(saliency: np.ndarray, aspects: dict[str, tuple[int, int]], min_scale: float = 1.0,

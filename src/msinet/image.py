@@ -60,15 +60,16 @@ def load_image(
     path once ("x.jpg: not an image ..."); for bytes they say just what is wrong.
     """
     if isinstance(source, bytes | bytearray):
-        prefix = ""
-        if not source:
+        prefix, size = "", len(source)
+        if not size:
             raise ImageError("empty input: zero bytes")
         fp: io.BytesIO | Path = io.BytesIO(source)
     else:
         fp, prefix = Path(source), f"{source}: "
         if not fp.is_file():
             raise ImageError(f"{prefix}no such file")
-        if fp.stat().st_size == 0:
+        size = fp.stat().st_size
+        if size == 0:
             raise ImageError(f"{prefix}empty file (zero bytes)")
     try:
         with warnings.catch_warnings():
@@ -84,7 +85,6 @@ def load_image(
                     f"{prefix}{w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
                 )
             if img.format in ("JPEG", "MPO"):
-                size = len(source) if prefix == "" else fp.stat().st_size
                 check_jpeg_size(img, w, h, size, prefix)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)

@@ -41,11 +41,9 @@ def expected_variables() -> dict[str, str]:
 @lru_cache(maxsize=1)
 def expected_tf_shapes() -> dict[str, tuple[int, ...]]:
     """Official TF variable name -> its shape in TF's layout (kernels HWIO)."""
-    out = {}
-    for key, shape in parameter_shapes().items():
-        o, i, h, w = shape if len(shape) == 4 else (None,) * 4
-        out[official_name(key)] = (h, w, i, o) if len(shape) == 4 else tuple(shape)
-    return out
+    hwio = (2, 3, 1, 0)  # OIHW -> HWIO
+    return {official_name(k): tuple(s[i] for i in hwio) if len(s) == 4 else tuple(s)
+            for k, s in parameter_shapes().items()}  # fmt: skip
 
 
 # What TF appends to a variable's name: tensor index, frozen read ops, checkpoint attribute.
@@ -93,6 +91,10 @@ class Found(dict):
         if name in self and self.rank[name] == rank and not _same(self[name], value):
             raise WeightsError(f"{name} appears twice with different values: ambiguous")
         self[name], self.rank[name] = value, rank
+
+    def merge(self, other: Found) -> None:
+        for name, value in other.items():
+            self.offer(name, other.rank[name], value)
 
 
 def _same(a, b) -> bool:
@@ -322,10 +324,11 @@ def read_bundle(prefix: Path, names: dict[str, str] | None = None) -> Found:
     found = Found()
     for raw_key, value in table.items():
         key = raw_key.decode(errors="replace")
-        if official_key((names or {}).get(key, key)) is None and not _short_name(names, key):
-            continue
+        variable = (names or {}).get(key, key)
+        if official_key(variable) is None and not _short_name(names, key):
+            continue  # not ours (optimizer slots, counters): its entry is not even parsed
         e = _bundle_entry(value)
-        official = official_key((names or {}).get(key, key), e["shape"])
+        official = official_key(variable, e["shape"])
         if official is None:
             continue
         name, rank = official
@@ -368,8 +371,7 @@ def read_official(path: str | os.PathLike) -> Found:
             raise WeightsError(f"{path} has no saved_model.pb: not a SavedModel")
         found, names = Found(), {}
         for mg in _saved_model_graphs(pb.read_bytes(), pb):
-            for name, array in graph_constants(mg.graph_def).items():
-                found.offer(name, 0, array)
+            found.merge(graph_constants(mg.graph_def))
             names.update(variable_names(mg))
         if not found and (path / "variables" / "variables.index").is_file():
             found = read_bundle(path / "variables" / "variables", names)

@@ -1,5 +1,6 @@
 """One output name per input, for every command and path that writes files (maps, overlays,
-Ray's actors): unique, the same from run to run, and never two inputs on one file.
+Ray's actors): unique, the same from run to run, and never two inputs on one file; and the
+map files themselves, written the same way by `msinet predict` and Ray's actors.
 
 `predict DIR -o out` with x/1.jpg, y/x/1.jpg, same.jpg and same.png used to write two files for
 four inputs and report four; `--ray` wrote sub1/x.jpg and sub2/x.jpg to one x.png."""
@@ -9,7 +10,11 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from msinet.files import write_bytes_whole
 
 
 def _path(key: str) -> PurePosixPath:
@@ -55,3 +60,14 @@ def output_names(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
         names[k] = name
         taken.add(name.casefold())
     return names
+
+
+def write_map_files(pipeline, image: np.ndarray, m: np.ndarray, geometry, stem: Path,
+                    overlay: dict | None = None) -> None:  # fmt: skip
+    """`<stem>.png` (the map at the image's size) and, with `overlay` (colormap, alpha),
+    `<stem>_overlay.jpg`; each written whole."""
+    saliency = pipeline.map_back(m, geometry)
+    write_bytes_whole(stem.with_name(stem.name + ".png"), pipeline.encode(image, saliency))
+    if overlay is not None:
+        jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True, quality=92, **overlay)
+        write_bytes_whole(stem.with_name(stem.name + "_overlay.jpg"), jpeg)

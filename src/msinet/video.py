@@ -10,6 +10,7 @@ default, so that each frame's map is the still-image map of that frame, up to co
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,8 +72,8 @@ def _frames(path: Path) -> tuple[Iterator[np.ndarray], Fraction, tuple[int, int]
     return frames(), Fraction(rate), size
 
 
-class _Writer:
-    """An H.264 stream of RGB frames at `rate`; 4:4:4 where a side is odd (4:2:0 needs even)."""
+class VideoWriter:
+    """An H.264 .mp4 of RGB frames at `rate`; 4:4:4 where a side is odd (4:2:0 needs even)."""
 
     def __init__(self, path: Path, rate: Fraction, size: tuple[int, int]) -> None:
         import av
@@ -117,37 +118,29 @@ def predict_video(
     frames, rate, size = _frames(source)
     count, previous = 0, None
     with contextlib.ExitStack() as files:
-        maps_out = _Writer(files.enter_context(written_whole(output)), rate, size)
+        maps_out = VideoWriter(files.enter_context(written_whole(output)), rate, size)
         overlay_out = None
         if overlay_output is not None:
-            overlay_out = _Writer(files.enter_context(written_whole(overlay_output)), rate, size)
-        batch: list[np.ndarray] = []
-
-        def flush() -> None:
-            nonlocal previous, count
-            prepared = [pipeline.prepare(f) for f in batch]
-            maps = pipeline.run([x for x, _ in prepared])
-            for frame, (_, geometry), m in zip(batch, prepared, maps, strict=True):
-                saliency = pipeline.map_back(m, geometry)
-                if smooth and previous is not None:
-                    saliency = smooth * previous + (1.0 - smooth) * saliency
-                previous = saliency
-                grey = to_uint8(saliency)
-                maps_out.write(np.repeat(grey[:, :, None], 3, axis=2))
-                if overlay_out is not None:
-                    overlay_out.write(overlay(frame, saliency, colormap, alpha))
-            count += len(batch)
-            if progress:
-                progress(len(batch))
-            batch.clear()
-
+            overlay_out = VideoWriter(
+                files.enter_context(written_whole(overlay_output)), rate, size
+            )
         try:
-            for frame in frames:
-                batch.append(frame)
-                if len(batch) == batch_size:
-                    flush()
-            if batch:
-                flush()
+            # a batch of frames at a time: memory stays bounded however long the video is
+            while batch := list(itertools.islice(frames, batch_size)):
+                prepared = [pipeline.prepare(f) for f in batch]
+                maps = pipeline.run([x for x, _ in prepared])
+                for frame, (_, geometry), m in zip(batch, prepared, maps, strict=True):
+                    saliency = pipeline.map_back(m, geometry)
+                    if smooth and previous is not None:
+                        saliency = smooth * previous + (1.0 - smooth) * saliency
+                    previous = saliency
+                    grey = to_uint8(saliency)
+                    maps_out.write(np.repeat(grey[:, :, None], 3, axis=2))
+                    if overlay_out is not None:
+                        overlay_out.write(overlay(frame, saliency, colormap, alpha))
+                count += len(batch)
+                if progress:
+                    progress(len(batch))
         finally:
             maps_out.close()
             if overlay_out is not None:

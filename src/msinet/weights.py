@@ -152,11 +152,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], Weights
     # Checked here, for every engine: a hash proves the file is what was written, not that
     # what was written fits the model (one reshaped tensor used to reach ONNX Runtime).
     try:
-        config = meta.config()
-    except WeightsError as e:
-        raise WeightsError(f"{path}: {e}") from None
-    try:
-        check_state(tensors, parameter_shapes(config))
+        check_state(tensors, parameter_shapes(meta.config()))
     except WeightsError as e:
         raise WeightsError(f"{path}: {e}") from None
     check_finite(tensors, path)

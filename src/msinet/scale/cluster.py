@@ -27,3 +27,9 @@ def start_ray(**options) -> bool:
         return False
     ray.init(include_dashboard=False, log_to_driver=False, **options)
     return True
+
+
+def interrupt_on_sigterm(signum, frame) -> None:
+    """A SIGTERM handler: stop as Ctrl-C does, so that `finally` blocks drain and shut down
+    (Ray's own handler dumps a stack and aborts)."""
+    raise KeyboardInterrupt

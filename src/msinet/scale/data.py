@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from msinet.files import write_bytes_whole
 from msinet.image import DEFAULT_MAX_PIXELS
-from msinet.outputs import output_names
-from msinet.scale.cluster import quiet_defaults, start_ray
+from msinet.outputs import output_names, write_map_files
+from msinet.scale.cluster import interrupt_on_sigterm, quiet_defaults, start_ray
 
 
 def is_valid_map(path: Path) -> bool:
@@ -67,15 +66,9 @@ class Scorer:
         if prepared:
             maps = self.pipeline.run([x for _, x, _ in prepared])
             for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):
-                name = self.names[ray_key(paths[i])]
+                stem = self.outdir / self.names[ray_key(paths[i])]
                 try:  # written whole: an interrupted write never looks finished
-                    saliency = self.pipeline.map_back(m, geometry)
-                    if self.overlay is not None:
-                        jpeg = self.pipeline.encode(image, saliency, "jpeg", with_overlay=True,
-                                                    quality=92, **self.overlay)  # fmt: skip
-                        write_bytes_whole(self.outdir / f"{name}_overlay.jpg", jpeg)
-                    write_bytes_whole(self.outdir / f"{name}.png",
-                                      self.pipeline.encode(image, saliency))  # fmt: skip
+                    write_map_files(self.pipeline, image, m, geometry, stem, self.overlay)
                 except (MemoryError, OSError) as e:
                     errors[i] = str(e)
         return {"path": paths, "error": errors}
@@ -153,9 +146,8 @@ def predict_files(
     names = output_names(paths)
 
     def done(p: str) -> bool:
-        out = outdir / names[p]
-        return is_valid_map(out.with_name(out.name + ".png")) and (
-            overlay is None or is_valid_map(out.with_name(out.name + "_overlay.jpg"))
+        return is_valid_map(outdir / f"{names[p]}.png") and (
+            overlay is None or is_valid_map(outdir / f"{names[p]}_overlay.jpg")
         )
 
     todo = [p for p in paths if not done(p)]
@@ -165,7 +157,7 @@ def predict_files(
     started = start_ray()
     # SIGTERM stops the job as Ctrl-C does: the caller says "interrupted", and Ray is shut
     # down in order (a SIGTERM mid-job once ended in a segmentation fault)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
@@ -201,7 +193,3 @@ def predict_files(
         if started:
             ray.shutdown()
     return summary
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt

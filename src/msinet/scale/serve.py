@@ -15,7 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from msinet.scale.cluster import quiet_defaults, start_ray
+from msinet.scale.cluster import interrupt_on_sigterm, quiet_defaults, start_ray
 from msinet.server.settings import Settings
 
 
@@ -89,10 +89,6 @@ class _AlreadyStarted(logging.Filter):
         return "will not be applied" not in record.getMessage()
 
 
-def _stop(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run(settings: Settings, options: RayOptions) -> None:
     """Start Ray (or join RAY_ADDRESS), deploy, and serve until SIGINT or SIGTERM; then drain:
     requests in flight finish, the application is deleted, Serve and Ray shut down."""
@@ -101,7 +97,7 @@ def run(settings: Settings, options: RayOptions) -> None:
 
     start_ray()
     # after ray.init, which installs its own SIGTERM handler (a stack dump, then an abort)
-    signal.signal(signal.SIGTERM, _stop)  # a container's stop: drain as for Ctrl-C
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)  # a container's stop: drain as Ctrl-C
     logging.getLogger("ray.serve").addFilter(_AlreadyStarted())
     serve.start(http_options={"host": settings.host, "port": settings.port})
     try:
