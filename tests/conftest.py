@@ -66,6 +66,19 @@ def random_model():
 
 
 @pytest.fixture(scope="session")
+def random_engine(tmp_path_factory, random_model):
+    """The onnx engine (fp32) of the random model: for server tests, whose answers need a real
+    engine but not a trained one."""
+    from msinet.engine import load_engine
+    from msinet.model_io import save_model
+    from msinet.weights import WeightsMeta
+
+    path = tmp_path_factory.mktemp("engine") / "random-fp32.safetensors"
+    save_model(random_model, path, WeightsMeta(dataset="random-init"))
+    return load_engine("onnx", path)
+
+
+@pytest.fixture(scope="session")
 def random_weights(tmp_path_factory, random_model) -> Path:
     """A randomly initialised MSI-Net saved as msinet weights (fp16), written by the test."""
     from msinet.model_io import save_model

@@ -21,6 +21,8 @@ from msinet.crop import (
     sizes,
     summed_area,
 )
+from msinet.server.app import create_app
+from msinet.server.settings import Settings
 
 
 @pytest.mark.parametrize("shape", [(7, 9), (9, 7), (11, 11), (5, 13)])
@@ -105,16 +107,8 @@ def test_crop_cli_writes_crops_and_json(tmp_path, osie_folder, random_weights):
 
 
 @pytest.fixture(scope="module")
-def client(random_model, tmp_path_factory):
-    from msinet.engine import load_engine
-    from msinet.model_io import save_model
-    from msinet.server.app import create_app
-    from msinet.server.settings import Settings
-    from msinet.weights import WeightsMeta
-
-    path = tmp_path_factory.mktemp("w") / "w.safetensors"
-    save_model(random_model, path, WeightsMeta(dataset="random-init"))
-    with TestClient(create_app(Settings(), engine=load_engine("onnx", path))) as c:
+def client(random_engine):
+    with TestClient(create_app(Settings(), engine=random_engine)) as c:
         yield c
 
 

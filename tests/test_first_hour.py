@@ -69,14 +69,8 @@ def test_help_shows_every_default_and_describes_every_option():
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, random_model):
-    from msinet.engine import load_engine
-    from msinet.model_io import save_model
-    from msinet.weights import WeightsMeta
-
-    path = tmp_path_factory.mktemp("w") / "w.safetensors"
-    save_model(random_model, path, WeightsMeta(dataset="random-init"))
-    with TestClient(create_app(Settings(), engine=load_engine("onnx", path))) as c:
+def client(random_engine):
+    with TestClient(create_app(Settings(), engine=random_engine)) as c:
         yield c
 
 

@@ -13,19 +13,8 @@ INFER = "/v2/models/msinet/infer"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, random_model):
-    from msinet.engine import load_engine
-    from msinet.model_io import save_model
-    from msinet.weights import WeightsMeta
-
-    path = tmp_path_factory.mktemp("w") / "w.safetensors"
-    save_model(random_model, path, WeightsMeta(dataset="random-init"))
-    return load_engine("onnx", path)
-
-
-@pytest.fixture(scope="module")
-def client(engine):
-    with TestClient(create_app(Settings(max_queue=8), engine=engine)) as c:
+def client(random_engine):
+    with TestClient(create_app(Settings(max_queue=8), engine=random_engine)) as c:
         yield c
 
 
@@ -46,9 +35,9 @@ def test_v2_is_validated_before_allocating(client, body, status, words):
     assert r.status_code == status and words in r.json()["error"]["message"], r.text
 
 
-def test_oversized_bodies_are_refused_before_reading(engine):
+def test_oversized_bodies_are_refused_before_reading(random_engine):
     settings = Settings(max_upload_mb=0.01)  # 10 KB
-    with TestClient(create_app(settings, engine=engine)) as c:
+    with TestClient(create_app(settings, engine=random_engine)) as c:
         big = json.dumps(infer_body("images", [1, 3, 64, 64], [1.0] * 12288)).encode()
         r = c.post(INFER, content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
@@ -66,10 +55,12 @@ def test_oversized_bodies_are_refused_before_reading(engine):
         assert r.status_code == 200 and [x["error"]["status"] for x in results] == [422, 422]
 
 
-def test_the_api_key_is_checked_before_the_body_and_routes_are_configurable(engine, monkeypatch):
+def test_the_api_key_is_checked_before_the_body_and_routes_are_configurable(
+    random_engine, monkeypatch
+):
     monkeypatch.setenv("MSINET_HARDENING_KEY", "k3y")
     settings = Settings(api_key_env="MSINET_HARDENING_KEY", max_upload_mb=0.01)
-    with TestClient(create_app(settings, engine=engine)) as c:
+    with TestClient(create_app(settings, engine=random_engine)) as c:
         huge = b"[" * 5_000_000  # unauthenticated and oversized: 401 first, nothing parsed
         r = c.post(INFER, content=huge, headers={"content-type": "application/json"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "X-API-Key"
@@ -79,7 +70,7 @@ def test_the_api_key_is_checked_before_the_body_and_routes_are_configurable(engi
             assert c.get(public).status_code == 200, public
     settings = Settings(api_key_env="MSINET_HARDENING_KEY", public_routes=["/healthz",
                                                                            "/metrics"])  # fmt: skip
-    with TestClient(create_app(settings, engine=engine)) as c:
+    with TestClient(create_app(settings, engine=random_engine)) as c:
         assert c.get("/metrics").status_code == 200 and c.get("/readyz").status_code == 401
 
 
@@ -93,8 +84,8 @@ class BrokenEngine:
         return np.zeros(batch.shape[:1] + batch.shape[2:], np.float32)
 
 
-def test_an_internal_error_is_a_json_500_and_the_server_keeps_serving(engine, osie_images):
-    app = create_app(Settings(size="240x320"), engine=BrokenEngine(engine))
+def test_an_internal_error_is_a_json_500_and_the_server_keeps_serving(random_engine, osie_images):
+    app = create_app(Settings(size="240x320"), engine=BrokenEngine(random_engine))
     with TestClient(app, raise_server_exceptions=False) as c:
         x = np.full((1, 3, 64, 96), 100.0).ravel().tolist()
         r = c.post(INFER, json=infer_body("images", [1, 3, 64, 96], x))
@@ -118,10 +109,10 @@ def test_serve_with_bad_weights_is_one_line(tmp_path, content):
 
 
 @pytest.mark.parametrize("ctype", ["multipart/form-data; boundary=xyz", "image/jpeg"])
-def test_a_client_that_leaves_mid_upload_is_counted_as_such(engine, osie_images, ctype):
+def test_a_client_that_leaves_mid_upload_is_counted_as_such(random_engine, osie_images, ctype):
     """A disconnect while the body streams is a 499 in /metrics and no "Exception in ASGI
     application" (it used to be a 500)."""
-    app = create_app(Settings(), engine=engine)
+    app = create_app(Settings(), engine=random_engine)
     data = osie_images[0].read_bytes()
     head = b""
     if ctype.startswith("multipart"):
@@ -161,7 +152,7 @@ class SlowEngine(BrokenEngine):
         return np.zeros(batch.shape[:1] + batch.shape[2:], np.float32)
 
 
-def test_images_in_flight_are_bounded_by_their_pixels(engine, osie_images):
+def test_images_in_flight_are_bounded_by_their_pixels(random_engine, osie_images):
     """Three real OSIE images at once against a budget of two: the third is refused with 503
     before it is decoded; an image larger than the budget still runs when it is alone."""
     import asyncio
@@ -175,7 +166,7 @@ def test_images_in_flight_are_bounded_by_their_pixels(engine, osie_images):
     one = osie_images[0].read_bytes()
     app = create_app(Settings(max_inflight_pixels=int(2.5 * declared_pixels(one)),
                               max_batch_size=1, inflight_batches=1),
-                     engine=SlowEngine(engine))  # fmt: skip
+                     engine=SlowEngine(random_engine))  # fmt: skip
     buf = io.BytesIO()
     Image.new("RGB", (1200, 1000), (90, 120, 30)).save(buf, "PNG")
     big = buf.getvalue()
@@ -212,7 +203,7 @@ def test_freed_memory_goes_back_on_glibc():
     assert return_freed_memory() == (platform.libc_ver()[0] == "glibc")
 
 
-def test_stream_websocket_answers_frames_and_errors_and_checks_the_key(engine, osie_images,
+def test_stream_websocket_answers_frames_and_errors_and_checks_the_key(random_engine, osie_images,
                                                                        monkeypatch):  # fmt: skip
     """WebSocket /v1/stream (the page's camera mode): a real JPEG frame gives its map as PNG,
     a bad frame a JSON error while the stream goes on; with a key, none or a wrong one is
@@ -223,7 +214,7 @@ def test_stream_websocket_answers_frames_and_errors_and_checks_the_key(engine, o
     from starlette.websockets import WebSocketDisconnect
 
     with (
-        TestClient(create_app(Settings(), engine=engine)) as c,
+        TestClient(create_app(Settings(), engine=random_engine)) as c,
         c.websocket_connect("/v1/stream") as ws,
     ):
         ws.send_bytes(osie_images[0].read_bytes())
@@ -233,7 +224,7 @@ def test_stream_websocket_answers_frames_and_errors_and_checks_the_key(engine, o
         ws.send_bytes(osie_images[1].read_bytes())
         assert Image.open(io.BytesIO(ws.receive_bytes())).size == (800, 600)
     monkeypatch.setenv("MSINET_TEST_KEY", "s3cret")
-    with TestClient(create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=engine)) as c:
+    with TestClient(create_app(Settings(api_key_env="MSINET_TEST_KEY"), engine=random_engine)) as c:
         with pytest.raises(WebSocketDisconnect) as e, c.websocket_connect("/v1/stream?key=no"):
             pass
         assert e.value.code == 1008

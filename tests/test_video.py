@@ -12,19 +12,16 @@ av = pytest.importorskip("av", reason="PyAV is the optional msinet[video] extra"
 
 from msinet.cli import main  # noqa: E402
 from msinet.pipeline import load  # noqa: E402
+from msinet.video import VideoWriter  # noqa: E402
 
 
 def write_video(path, images, size=(321, 241), repeat=3, rate=12) -> None:
     """Frames from real images (odd size on purpose), each shown `repeat` times."""
-    out = av.open(str(path), "w")
-    stream = out.add_stream("libx264", rate=Fraction(rate))
-    stream.width, stream.height = size
-    stream.pix_fmt = "yuv444p"
+    out = VideoWriter(path, Fraction(rate), size)
     for p in images:
         frame = np.asarray(Image.open(p).convert("RGB").resize(size))
         for _ in range(repeat):
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-    out.mux(stream.encode())
+            out.write(frame)
     out.close()
 
 
