@@ -19,9 +19,23 @@ def written_whole(path: str | os.PathLike) -> Iterator[Path]:
     partial = path.with_name(path.name + PARTIAL)
     try:
         yield partial
+        partial.chmod(_mode_for(path))
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, else the umask's default: some writers (safetensors)
+    create owner-only files, which a weights file replaced in place must not become."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
+
+_UMASK = os.umask(0o022)  # read once (os.umask can only read by setting), then put back
+os.umask(_UMASK)
 
 
 def write_bytes_whole(path: str | os.PathLike, data: bytes) -> None:
