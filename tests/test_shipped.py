@@ -23,6 +23,7 @@ def test_shipped_files_verify_and_meta_matches_the_model():
     meta = model.weights_meta
     assert meta.dataset == "osie" and tuple(meta.training_size) == entry.meta["training_size"]
     assert meta.input_order == entry.meta["input_order"]
+    assert meta.density is not None and meta.density.fitted_on.startswith("osie 1001-1500")
     total = sum(p.stat().st_size for p in W.weights_dir().glob("*") if p.is_file())
     assert total <= 100_000_000
 

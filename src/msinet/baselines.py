@@ -3,6 +3,7 @@
 - `GaussianCenterBias`: an anisotropic Gaussian whose centre and spread are the training
   fixations' mean and standard deviation (in image-relative coordinates).
 - `EmpiricalCenterBias`: the training fixations' own histogram (relative coordinates), blurred.
+  Both are also densities (`log_density`), the baseline of information gain.
 - `spectral_residual`: Hou & Zhang 2007 via OpenCV contrib (`cv2.saliency`).
 - The inter-observer "gold standard" (leave one subject out) lives in `evaluate`, since it
   needs the held-out ground truth.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
+from scipy.special import logsumexp
 
 from msinet.data import Sample
 from msinet.metrics import imresize
@@ -40,22 +42,46 @@ class GaussianCenterBias:
         x = ((np.arange(shape[1]) + 0.5) / shape[1] - self.mean[1]) / self.std[1]
         return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
 
+    def log_density(self, shape: tuple[int, int]) -> np.ndarray:
+        y = ((np.arange(shape[0]) + 0.5) / shape[0] - self.mean[0]) / self.std[0]
+        x = ((np.arange(shape[1]) + 0.5) / shape[1] - self.mean[1]) / self.std[1]
+        log_c = -0.5 * (y[:, None] ** 2 + x[None, :] ** 2)
+        return log_c - logsumexp(log_c)
+
 
 @dataclass(frozen=True)
 class EmpiricalCenterBias:
     histogram: np.ndarray  # (gh, gw) blurred fixation histogram in relative coordinates
+    uniform: float = 1e-3  # as a density: share of a uniform floor (no pixel impossible)
 
     @classmethod
     def fit(
         cls, samples: list[Sample], grid: tuple[int, int] = (60, 80), sigma: float = 2.0
     ) -> EmpiricalCenterBias:
+        """The histogram, and the uniform share that maximises the training fixations'
+        likelihood on its grid."""
+        from scipy.optimize import minimize_scalar
+
         xs, ys = _relative_coords(samples)
         h, _, _ = np.histogram2d(ys, xs, bins=grid, range=((0, 1), (0, 1)))
+        counts = h.ravel()
         h = gaussian_filter(h, sigma, mode="nearest")
-        return cls(h / h.max())
+        p = (h / h.sum()).ravel()
+
+        def loss(u: float) -> float:
+            return -float(counts @ np.log((1 - u) * p + u / p.size))
+
+        share = minimize_scalar(loss, bounds=(1e-6, 0.5), method="bounded").x
+        return cls(h / h.max(), float(share))
 
     def __call__(self, shape: tuple[int, int]) -> np.ndarray:
         return np.clip(imresize(self.histogram, shape), 0, None)
+
+    def log_density(self, shape: tuple[int, int]) -> np.ndarray:
+        c = self(shape)
+        total = c.sum()
+        c = c / total if total > 0 else np.full(shape, 1.0 / c.size)
+        return np.log((1 - self.uniform) * c + self.uniform / c.size)
 
 
 def spectral_residual(image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         colormap_lut(args.colormap)
+        if args.format == "density":
+            check_density(resolve(args.weights, args.engine)[1])
         if args.ray:
             return predict_ray(args, *resolve(args.weights, args.engine))
         pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
@@ -53,6 +55,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not os.access(outdir, os.W_OK | os.X_OK):
         return fail(f"cannot write to the output folder {outdir}: permission denied")
     for v in videos:
+        if args.format == "density":
+            failures.append(f"{v}: --format density is for images; videos get saliency videos")
+            continue
         failures += predict_one_video(pipeline, v, outdir, names[v], args)
     overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None
     written = 0
@@ -71,7 +76,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             maps = pipeline.run([x for _, _, x, _ in loaded])
             for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
                 try:  # one image's failure (memory, disk) never costs the others theirs
-                    write_map_files(pipeline, image, m, geometry, outdir / names[f], overlay)
+                    write_map_files(pipeline, image, m, geometry, outdir / names[f], overlay,
+                                    args.format)  # fmt: skip
                     written += 1
                 except (MemoryError, OSError) as e:
                     failures.append(skip_reason(f, e))
@@ -163,7 +169,8 @@ def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
         summary = predict_files(args.inputs, args.output, str(weights), engine, args.size,
                                 actors=args.actors, batch_size=args.batch_size,
                                 threads_per_actor=args.threads, progress=not args.quiet,
-                                max_pixels=args.max_pixels, overlay=overlay)  # fmt: skip
+                                max_pixels=args.max_pixels, overlay=overlay,
+                                fmt=args.format)  # fmt: skip
     except (FileNotFoundError, WeightsError, ValueError) as e:
         return fail(str(e))
     print(
@@ -175,6 +182,25 @@ def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
     for name, reason in summary.failures:
         print(f"msinet: skipped {name}: {reason}", file=sys.stderr)
     return 1 if summary.failures else 0
+
+
+def check_density(weights: Path) -> None:
+    """--format density needs weights that carry a density calibration: say so before any
+    image is read."""
+    if weights.suffix == ".onnx":
+        from msinet.engine.onnx import load_onnx
+        from msinet.engine.onnx_graph import meta_of
+
+        meta = meta_of(load_onnx(weights))
+    else:
+        from msinet.weights import WeightsMeta, read_header
+
+        meta = WeightsMeta.from_header(read_header(weights))
+    if meta.density is None:
+        from msinet.density import DensityError
+
+        raise DensityError(f"{weights} carries no density calibration, needed for "
+                           "--format density: fit one with `msinet calibrate`")  # fmt: skip
 
 
 def describe_weights(path: Path) -> dict:
@@ -198,7 +224,8 @@ def describe_weights(path: Path) -> dict:
         "parameters": int(sum(np.prod(t.shape) for t in tensors.values())),
         "dtypes": sorted({str(t.dtype) for t in tensors.values()}),
         "content_hash": "verified",
-        **{k: v for k, v in meta.__dict__.items()},
+        **{k: v for k, v in meta.__dict__.items() if k != "density"},
+        "density": asdict_json(meta.density) if meta.density else None,
     }
 
 
@@ -221,7 +248,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from msinet.data import open_dataset
-    from msinet.evaluate import evaluate, folder_predictions, model_predictions
+    from msinet.evaluate import evaluate, folder_predictions, model_rows
     from msinet.metrics import MetricError
     from msinet.pipeline import load
     from msinet.weights import WeightsError
@@ -237,7 +264,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.weights or not args.predictions:  # the shipped model unless told otherwise
             pipeline = load(args.weights, engine=args.engine, size=args.size)
             name = Path(args.weights).name if args.weights else "shipped model"
-            predictors[f"msinet ({name}, {pipeline.engine.name})"] = model_predictions(pipeline)
+            predictors.update(model_rows(pipeline, f"msinet ({name}, {pipeline.engine.name})"))
         if args.baselines and not args.quiet:
             print("msinet: --baselines scores the inter-observer row once per observer of each "
                   "image: a few seconds per image", file=sys.stderr)  # fmt: skip
@@ -262,6 +289,62 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.csv:
         report.to_csv(args.csv)
     return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from msinet.calibrate import (
+        calibrate,
+        check,
+        model_maps,
+        render_figure,
+        source_hash,
+        store,
+    )
+    from msinet.data import open_dataset
+    from msinet.pipeline import load
+    from msinet.weights import WeightsError
+
+    try:
+        dataset = open_dataset(args.dataset, args.root)
+        train = dataset.samples("train")[: args.limit]
+        held_out = dataset.samples(args.split)
+        if not train or not held_out:
+            return fail(f"{dataset.name}: the train or {args.split} split is empty")
+        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads)
+        source = source_hash(pipeline_weights(args))
+        for path in args.write:  # refuse before the long fit, not after it
+            if source_hash(path) != source:
+                return fail(f"{path} holds other weights than {pipeline_weights(args)}")
+        fitted_on = f"{dataset.name} {train[0].name}-{train[-1].name} ({len(train)} images)"
+        cal, _ = calibrate(pipeline, train, fitted_on, progress=not args.quiet)
+        val_maps = model_maps(pipeline, held_out, f"maps ({args.split})", not args.quiet)
+        report = check(val_maps, held_out, cal)
+        if args.figure:
+            render_figure(val_maps, held_out, cal, args.figure)
+        for path in args.write:
+            store(path, cal, source)
+    except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
+        return fail(str(e))
+    print(json.dumps(asdict_json(cal), indent=2))
+    print(report.table(f"{dataset.name} {args.split}"))
+    if args.json:
+        both = {"calibration": asdict_json(cal), "check": asdict_json(report)}
+        Path(args.json).write_text(json.dumps(both, indent=2))
+    for path in args.write:
+        print(f"stored in {path}", file=sys.stderr)
+    return 0
+
+
+def pipeline_weights(args: argparse.Namespace) -> Path:
+    from msinet.pipeline import resolve
+
+    return resolve(args.weights, args.engine)[1]
+
+
+def asdict_json(obj) -> dict:
+    from dataclasses import asdict
+
+    return asdict(obj)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -477,6 +560,7 @@ EXTRAS = {
     **dict.fromkeys(["ot", "cv2"], "eval"),
     **dict.fromkeys(["tensorboard"], "official"),
     **dict.fromkeys(["av"], "video"),
+    **dict.fromkeys(["pysaliency"], "pysaliency"),
 }
 
 
@@ -533,6 +617,7 @@ def smoothing(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from msinet.engine import ENGINES
+    from msinet.outputs import MAP_FORMATS
 
     parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -548,6 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for <stem>.png maps (and overlays), <stem>.mp4 saliency videos; "
                    "made if missing")  # fmt: skip
     add_model_flags(p)
+    p.add_argument("--format", choices=MAP_FORMATS, default="png",
+                   help="png: 8-bit map <stem>.png; density: <stem>.npy, float32 natural-log "
+                   "fixation density at the image's size (its exp sums to 1)")  # fmt: skip
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.jpg")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for overlays")
     p.add_argument("--alpha", type=unit_float, default=0.6,
@@ -618,6 +706,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", metavar="PNG", help="image | truth | prediction | overlay")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the map -> fixation density calibration "
+                       "(docs/metrics.md)")  # fmt: skip
+    p.add_argument("--dataset", default="osie", choices=DATASETS)
+    p.add_argument("--root", required=True, help="the dataset's folder (official layout)")
+    p.add_argument("--split", default="val", help="held-out split the calibration is checked on")
+    p.add_argument("--limit", type=positive_int, help="fit on the first N training images only")
+    p.add_argument("--write", action="append", default=[], metavar="FILE",
+                   help="store the calibration in this weights file of the same model "
+                   "(.safetensors, or .onnx made from it), repeatable; default: print it "
+                   "only")  # fmt: skip
+    p.add_argument("--json", metavar="FILE", help="the calibration and its check as JSON")
+    p.add_argument("--figure", metavar="PNG", help="held-out images: map vs calibrated density")
+    add_model_flags(p)
+    p.set_defaults(func=cmd_calibrate)
 
     from msinet.config import TrainConfig
 

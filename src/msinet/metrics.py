@@ -288,6 +288,35 @@ def pysaliency_information_gain(
     return float((np.log2(MATLAB_EPS + p[r, c]) - np.log2(MATLAB_EPS + q[r, c])).mean())
 
 
+# --- densities: log-likelihood and information gain (Kümmerer et al. 2015) -------------------
+
+
+def map_log_density(saliency: np.ndarray) -> np.ndarray:
+    """A saliency map read as a density, as pysaliency's IG reads maps: log(eps + map / sum)."""
+    return np.log(MATLAB_EPS + to_density(saliency))
+
+
+def log_likelihood(log_density: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    """Bits per fixation over a uniform density: mean log2 p at the fixations + log2(H W)."""
+    ld = check_map(log_density, "log density")
+    if len(rows) == 0:
+        return float("nan")
+    return float(ld[rows, cols].mean() / np.log(2) + np.log2(ld.size))
+
+
+def density_information_gain(
+    log_density: np.ndarray, baseline_log_density: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> float:
+    """Bits per fixation of a density over a baseline density (both natural logs, same size)."""
+    ld = check_map(log_density, "log density")
+    lb = check_map(baseline_log_density, "baseline log density")
+    if ld.shape != lb.shape:
+        raise MetricError(f"density {ld.shape} and baseline {lb.shape} differ in size")
+    if len(rows) == 0:
+        return float("nan")
+    return float((ld[rows, cols] - lb[rows, cols]).mean() / np.log(2))
+
+
 # --- EMD --------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ four inputs and report four; `--ray` wrote sub1/x.jpg and sub2/x.jpg to one x.pn
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -62,12 +63,53 @@ def output_names(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
     return names
 
 
+MAP_FORMATS = ("png", "density")  # density: <stem>.npy, float32 natural-log fixation density
+
+
+def map_files(stem: Path, fmt: str = "png", overlay: bool = False) -> list[Path]:
+    """The files one image's output consists of."""
+    suffix = ".npy" if fmt == "density" else ".png"
+    files = [stem.with_name(stem.name + suffix)]
+    if overlay:
+        files.append(stem.with_name(stem.name + "_overlay.jpg"))
+    return files
+
+
 def write_map_files(pipeline, image: np.ndarray, m: np.ndarray, geometry, stem: Path,
-                    overlay: dict | None = None) -> None:  # fmt: skip
-    """`<stem>.png` (the map at the image's size) and, with `overlay` (colormap, alpha),
-    `<stem>_overlay.jpg`; each written whole."""
+                    overlay: dict | None = None, fmt: str = "png") -> None:  # fmt: skip
+    """`<stem>.png` (the map at the image's size) or, for `fmt` "density", `<stem>.npy` (the
+    calibrated log density), and with `overlay` (colormap, alpha) `<stem>_overlay.jpg`; each
+    written whole."""
+    main, *rest = map_files(stem, fmt, overlay is not None)
+    if fmt == "density":
+        write_bytes_whole(main, npy_bytes(pipeline.density_back(m, geometry)))
+        if overlay is None:
+            return
     saliency = pipeline.map_back(m, geometry)
-    write_bytes_whole(stem.with_name(stem.name + ".png"), pipeline.encode(image, saliency))
+    if fmt != "density":
+        write_bytes_whole(main, pipeline.encode(image, saliency))
     if overlay is not None:
         jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True, quality=92, **overlay)
-        write_bytes_whole(stem.with_name(stem.name + "_overlay.jpg"), jpeg)
+        write_bytes_whole(rest[0], jpeg)
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    """A float32 array as .npy bytes (no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a, np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def is_complete(path: Path) -> bool:
+    """An output file that exists and reads back whole (an image, or an .npy array)."""
+    try:
+        if path.suffix == ".npy":
+            np.load(path, mmap_mode="r", allow_pickle=False)
+            return path.stat().st_size > 0
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:  # anything unreadable is to be redone
+        return False

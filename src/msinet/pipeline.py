@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from msinet.density import DensityError, log_density
 from msinet.engine import Engine
 from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
 from msinet.postprocess import encode_jpeg, encode_png, map_to_image, overlay, to_uint8
@@ -61,6 +62,15 @@ class Pipeline:
         """A model-size map -> the image's own size (float32, 0..1)."""
         return map_to_image(m, geometry.original)
 
+    def density_back(self, m: np.ndarray, geometry: Geometry) -> np.ndarray:
+        """A model-size map -> the image's calibrated fixation density (float32 natural log at
+        the image's size, logsumexp 0), with the parameters the weights carry."""
+        calibration = self.engine.meta.density
+        if calibration is None:
+            raise DensityError("these weights carry no density calibration: fit one with "
+                               "`msinet calibrate` (docs/metrics.md)")  # fmt: skip
+        return log_density(m, geometry.original, calibration)
+
     @staticmethod
     def encode(image: np.ndarray | None, saliency: np.ndarray, fmt: str = "png", *,
                with_overlay=False, colormap: str = "jet", alpha: float = 0.6,
@@ -80,6 +90,11 @@ class Pipeline:
         prepared = [self.prepare(self.decode(im)) for im in images]
         maps = self.run([x for x, _ in prepared])
         return [self.map_back(m, g) for m, (_, g) in zip(maps, prepared, strict=True)]
+
+    def log_density(self, image: ImageInput) -> np.ndarray:
+        """The calibrated fixation density of one image: (H, W) float32 natural log."""
+        x, geometry = self.prepare(self.decode(image))
+        return self.density_back(self.run([x])[0], geometry)
 
     __call__ = predict
 

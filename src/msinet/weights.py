@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from msinet.arch import MSINetConfig, parameter_shapes
+from msinet.density import DensityCalibration, DensityError
 from msinet.files import written_whole
 
 FORMAT = "msinet"
@@ -42,6 +43,7 @@ class WeightsMeta:
     arch_version: str = ARCH_VERSION
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    density: DensityCalibration | None = None  # map -> fixation density (msinet calibrate)
 
     @classmethod
     def from_config(cls, config: MSINetConfig, **fields) -> WeightsMeta:
@@ -55,8 +57,11 @@ class WeightsMeta:
     def to_header(self) -> dict[str, str]:
         d = asdict(self)
         extra = d.pop("extra")
+        d.pop("density")
         header = {k: json.dumps(v) if isinstance(v, tuple | list) else str(v) for k, v in d.items()}
         header["extra"] = json.dumps(extra)
+        if self.density is not None:
+            header["density"] = self.density.to_json()
         header["format"] = FORMAT
         return header
 
@@ -72,7 +77,12 @@ class WeightsMeta:
                 arch_version=header["arch_version"],
                 description=header.get("description", ""),
                 extra=json.loads(header.get("extra", "{}")),
+                density=DensityCalibration.from_json(header["density"])
+                if "density" in header
+                else None,
             )
+        except DensityError as e:
+            raise WeightsError(f"weights metadata: {e}") from e
         except (KeyError, ValueError, TypeError) as e:
             raise WeightsError(f"weights metadata is incomplete or malformed: {e!r}") from e
 
@@ -223,9 +233,9 @@ SHIPPED: dict[str, ShippedWeights] = {
     "msinet-osie": ShippedWeights(
         name="msinet-osie",
         file="msinet-osie.safetensors",
-        sha256="f82204bba6a5a74ae8759fb66c2ccfc3ccc502bde64c2acffabc7d59069a32f9",
+        sha256="d680fc5431906a5ed40f57382c24a60d9451db9d1c920fcb1cf0833bdfa55481",
         int8_file="msinet-osie-int8.onnx",
-        int8_sha256="189531a69db4962e5df091ed910766efcdf12ab43811dd54775dc69f3da6356d",
+        int8_sha256="514cb4b4863784bd07d03be42d84fdd9905ba51fc87fc065dad2a75c7ef77c45",
         meta={
             "num_params": 24_934_209,
             "dtype": "float16",
@@ -233,6 +243,7 @@ SHIPPED: dict[str, ShippedWeights] = {
             "training_size": (240, 320),
             "input_order": "bgr",
             "licence": "weights: MIT (OSIE data, MIT licence; VGG16 init, CC BY 4.0)",
+            "density": "calibrated on OSIE 1001-1500 (msinet calibrate, docs/metrics.md)",
             "model_card": "weights/MODEL_CARD.md",
         },
     )

@@ -2,9 +2,10 @@
 
 Images are read as bytes by Ray Data (`read_binary_files`: local folders, lists of paths, or
 any filesystem URI Ray Data reads), decoded and predicted in `Scorer` actors with the same
-engine and pipeline as `msinet predict`, and written as `<name>.png` maps (and overlays), named
-as `msinet predict` names them (msinet.outputs). Re-running skips outputs that already exist and
-decode (resumable); a corrupt image is reported, never fatal.
+engine and pipeline as `msinet predict`, and written as `<name>.png` maps or `<name>.npy`
+densities (and overlays), named as `msinet predict` names them (msinet.outputs). Re-running
+skips outputs that already exist and read back (resumable); a corrupt image is reported, never
+fatal.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from msinet.image import DEFAULT_MAX_PIXELS
-from msinet.outputs import output_names, write_map_files
+from msinet.outputs import is_complete, map_files, output_names, write_map_files
 from msinet.scale.cluster import interrupt_on_sigterm, quiet_defaults, start_ray
-
-
-def is_valid_map(path: Path) -> bool:
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except Exception:  # anything unreadable is to be redone
-        return False
 
 
 def ray_key(path: str) -> str:
@@ -41,7 +32,7 @@ class Scorer:
 
     def __init__(self, engine: str, weights: str, size: str | None, outdir: str,
                  threads: int | None, names: dict[str, str], max_pixels: int,
-                 overlay: dict | None = None) -> None:  # fmt: skip
+                 overlay: dict | None = None, fmt: str = "png") -> None:  # fmt: skip
         from msinet.pipeline import load
 
         self.pipeline = load(weights, engine=engine, size=size, threads=threads,
@@ -49,6 +40,7 @@ class Scorer:
         self.outdir = Path(outdir)
         self.names = names  # ray_key(path) -> output name, made unique on the driver
         self.overlay = overlay  # colormap and alpha, or None
+        self.fmt = fmt
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
         from msinet.image import ImageError
@@ -68,7 +60,8 @@ class Scorer:
             for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):
                 stem = self.outdir / self.names[ray_key(paths[i])]
                 try:  # written whole: an interrupted write never looks finished
-                    write_map_files(self.pipeline, image, m, geometry, stem, self.overlay)
+                    write_map_files(self.pipeline, image, m, geometry, stem, self.overlay,
+                                    self.fmt)  # fmt: skip
                 except (MemoryError, OSError) as e:
                     errors[i] = str(e)
         return {"path": paths, "error": errors}
@@ -131,6 +124,7 @@ def predict_files(
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overlay: dict | None = None,
+    fmt: str = "png",
 ) -> Summary:
     """Score images into `outdir` with `actors` engine actors.
 
@@ -146,9 +140,7 @@ def predict_files(
     names = output_names(paths)
 
     def done(p: str) -> bool:
-        return is_valid_map(outdir / f"{names[p]}.png") and (
-            overlay is None or is_valid_map(outdir / f"{names[p]}_overlay.jpg")
-        )
+        return all(is_complete(f) for f in map_files(outdir / names[p], fmt, overlay is not None))
 
     todo = [p for p in paths if not done(p)]
     summary = Summary(total=len(paths), skipped=len(paths) - len(todo))
@@ -176,6 +168,7 @@ def predict_files(
                 {ray_key(p): names[p] for p in todo},
                 max_pixels,
                 overlay,
+                fmt,
             ),
             batch_size=batch_size,
             batch_format="numpy",

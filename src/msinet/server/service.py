@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from msinet.engine import Engine, load_engine
 from msinet.image import ImageError, ImageTooLarge, declared_pixels
+from msinet.outputs import npy_bytes
 from msinet.pipeline import Pipeline, resolve
 from msinet.postprocess import colormap_lut
 from msinet.preprocess import Geometry
@@ -23,7 +24,7 @@ from msinet.server.memory import return_freed_memory
 from msinet.server.observability import Metrics
 from msinet.server.settings import Settings
 
-Format = Literal["png", "jpeg", "npy", "json"]
+Format = Literal["png", "jpeg", "npy", "json", "density"]
 
 
 class ServiceError(Exception):
@@ -135,6 +136,13 @@ class SaliencyService:
             colormap_lut(opts.colormap)
         except ValueError as e:
             raise ServiceError(422, str(e)) from e
+        if opts.format == "density":
+            if opts.overlay or opts.size != "original":
+                raise ServiceError(422, "format=density is the image-size density: no overlay, "
+                                   "size=original")  # fmt: skip
+            if self.engine is not None and self.engine.meta.density is None:
+                raise ServiceError(422, "the served model carries no density calibration "
+                                   "(msinet calibrate); format=density is unavailable")  # fmt: skip
 
     @contextlib.contextmanager
     def _image_errors(self):
@@ -269,14 +277,12 @@ class SaliencyService:
 
     def encode(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
                opts: Options):  # fmt: skip
+        if opts.format == "density":
+            return npy_bytes(self.pipeline.density_back(m, geometry)), "application/x-npy"
         if opts.size == "original":
             m = self.pipeline.map_back(m, geometry)
         if opts.format == "npy":
-            import io
-
-            buf = io.BytesIO()
-            np.save(buf, m.astype(np.float32), allow_pickle=False)
-            return buf.getvalue(), "application/x-npy"
+            return npy_bytes(m), "application/x-npy"
         if opts.format == "json":
             step = max(1, int(np.ceil(max(m.shape) / opts.json_max_side)))
             small = m[::step, ::step]

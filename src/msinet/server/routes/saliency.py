@@ -33,7 +33,13 @@ IMAGE_BODY = {
 
 
 def options(
-    format: Annotated[Literal["png", "jpeg", "npy", "json"], Query()] = "png",
+    format: Annotated[
+        Literal["png", "jpeg", "npy", "json", "density"],
+        Query(
+            description="png/jpeg: 8-bit map (or overlay); npy: float32 map; json: downsampled "
+            "floats; density: float32 natural-log fixation density (.npy, exp sums to 1)"
+        ),
+    ] = "png",
     overlay: bool = False,
     colormap: Annotated[str, Query(max_length=40)] = "jet",
     alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.6,
@@ -92,7 +98,8 @@ async def uploaded_images(request: Request, field: str, most: int) -> list[tuple
 )
 async def saliency(request: Request, opts: Annotated[Options, Depends(options)]) -> Response:
     """Saliency map of one image: PNG (8-bit map), JPEG, NPY (float32) or JSON (downsampled
-    floats); `overlay=true` blends a heat map over the image instead."""
+    floats), or its calibrated fixation density (`format=density`, NPY log density);
+    `overlay=true` blends a heat map over the image instead."""
     service = service_of(request)
     with service.admit(1) as ticket:  # before the upload is read
         ((_, data),) = await uploaded_images(request, "image", 1)

@@ -1,0 +1,1 @@
+"""Bridges to other saliency tools; each needs its own optional extra."""
