@@ -70,6 +70,14 @@ def test_saliency_png_matches_the_predictor(client, engine, jpeg_bytes, osie_ima
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.headers["x-model-name"] == "msinet" and r.headers["x-model-version"] == "7"
     assert float(r.headers["x-model-time-ms"]) > 0 and r.headers["x-map-shape"] == "600x800"
+    stages = dict(part.split(";dur=") for part in r.headers["server-timing"].split(", "))
+    assert list(stages) == ["decode", "queue", "model", "encode"]
+    assert all(float(v) >= 0 for v in stages.values()) and float(stages["model"]) > 0
+    queue_and_model = float(stages["queue"]) + float(stages["model"])
+    assert abs(float(r.headers["x-model-time-ms"]) - queue_and_model) <= 0.1
+    text = client.get("/metrics").text
+    for stage in stages:
+        assert f'msinet_stage_seconds_count{{stage="{stage}"}}' in text
     m = png(r.content)
     from msinet.postprocess import to_uint8
 

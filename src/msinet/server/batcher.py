@@ -84,8 +84,9 @@ class Batcher:
     def depth(self) -> int:
         return self.queue.qsize()
 
-    async def submit(self, image: np.ndarray, timeout: float) -> np.ndarray:
-        """The model-size map for one preprocessed image; QueueFull or TimeoutError."""
+    async def submit(self, image: np.ndarray, timeout: float) -> tuple[np.ndarray, float, float]:
+        """The model-size map for one preprocessed image, the seconds it waited for the model
+        and the seconds of its model call (its whole batch); QueueFull or TimeoutError."""
         future = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait(Job(image, future))
@@ -150,4 +151,4 @@ class Batcher:
             self.observe(batch_size=len(group), inference_s=elapsed)
             for j, m in zip(group, maps, strict=True):
                 if not j.future.done():
-                    j.future.set_result(m)
+                    j.future.set_result((m, start - j.enqueued, elapsed))

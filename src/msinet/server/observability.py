@@ -22,6 +22,10 @@ class Metrics:
                                     registry=self.registry)  # fmt: skip
         self.inference = Histogram("msinet_inference_seconds", "model time per batch",
                                    buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
+        self.stage = Histogram("msinet_stage_seconds", "one image's time in each stage: decode "
+                               "(+ preprocess), queue, model (its batch's call), encode (map back "
+                               "+ encode)", ["stage"], buckets=LATENCY_BUCKETS,
+                               registry=self.registry)  # fmt: skip
         self.queue_depth = Gauge("msinet_queue_depth", "images waiting for the model",
                                  registry=self.registry)  # fmt: skip
         self.rejected = Counter("msinet_rejected_total", "requests refused",
@@ -43,6 +47,10 @@ class Metrics:
             self.fallback.set(0 if check.passed else 1)
             if check.probe_cc is not None:
                 self.self_check_cc.set(check.probe_cc)
+
+    def stages(self, timing) -> None:
+        for stage, ms in timing.__dict__.items():
+            self.stage.labels(stage).observe(ms / 1e3)
 
     def observe(self, batch_size: int | None = None, inference_s: float | None = None,
                 queue_depth: int | None = None) -> None:  # fmt: skip

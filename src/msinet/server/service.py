@@ -55,15 +55,46 @@ class CropRequest:
 
 
 @dataclass
+class Timing:
+    """Where one image's time in the service went, in ms (the Server-Timing header and the
+    msinet_stage_seconds histogram)."""
+
+    decode: float = 0.0  # decode + preprocess (a worker thread)
+    queue: float = 0.0  # waiting for the model: the batch to form, earlier calls to finish
+    model: float = 0.0  # the model call that computed it (its whole batch)
+    encode: float = 0.0  # map back + encode (a worker thread)
+
+    @property
+    def model_ms(self) -> float:
+        """Queue + model: what X-Model-Time-Ms has always said."""
+        return self.queue + self.model
+
+    def header(self) -> str:
+        return ", ".join(f"{k};dur={v:.1f}" for k, v in self.__dict__.items())
+
+
+@dataclass
 class Result:
     body: bytes | dict
     media_type: str
     shape: tuple[int, int]
-    model_ms: float  # waiting in the batch queue + the model call
+    timing: Timing
+
+    @property
+    def model_ms(self) -> float:
+        return self.timing.model_ms
 
 
 # Admit new work only if it is expected to finish within this share of the request timeout.
 ADMIT_SHARE = 0.7
+
+
+def timed(fn, *args):
+    """fn(*args) and the seconds it took (inside the worker thread, so thread hops and event
+    loop turns are not counted as the stage's)."""
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - start
 
 
 class Ticket:
@@ -196,9 +227,9 @@ class SaliencyService:
             self.pixels -= n
 
     async def run_model(self, x: np.ndarray, ticket: Ticket | None = None,
-                        ) -> tuple[np.ndarray, float]:  # fmt: skip
-        """Model-size map of one preprocessed image, and ms spent in queue + model; a 504 at
-        the ticket's deadline (or the request timeout from now)."""
+                        ) -> tuple[np.ndarray, Timing]:  # fmt: skip
+        """Model-size map of one preprocessed image, and its queue and model ms; a 504 at the
+        ticket's deadline (or the request timeout from now)."""
         self._require_ready()
         start = time.perf_counter()
         timeout = self.settings.request_timeout_s
@@ -208,7 +239,7 @@ class SaliencyService:
         try:
             if timeout <= 0:
                 raise TimeoutError
-            m = await self.batcher.submit(x, timeout)
+            m, waited, model = await self.batcher.submit(x, timeout)
         except QueueFull:
             self.metrics.rejected.labels("queue_full").inc()
             raise ServiceError(503, "server busy: queue is full", {"Retry-After": "1"}) from None
@@ -216,27 +247,27 @@ class SaliencyService:
             self.metrics.rejected.labels("timeout").inc()
             raise ServiceError(504, f"prediction timed out after "
                                f"{self.settings.request_timeout_s:g} s") from None  # fmt: skip
-        return m, (time.perf_counter() - start) * 1e3
+        return m, Timing(queue=waited * 1e3, model=model * 1e3)
 
     async def predict_map(
         self, image: np.ndarray, ticket: Ticket | None = None
-    ) -> tuple[np.ndarray, Geometry, float]:
-        """Model-size map of one RGB image, its geometry, and ms spent in queue + model."""
+    ) -> tuple[np.ndarray, Geometry, Timing]:
+        """Model-size map of one RGB image, its geometry, and where the time went."""
         self._require_ready()
         with self._image_errors():
             x, geometry = await run_in_threadpool(self.pipeline.prepare, image)
-        m, ms = await self.run_model(x, ticket)
-        return m, geometry, ms
+        m, timing = await self.run_model(x, ticket)
+        return m, geometry, timing
 
     async def saliency(self, data: bytes, opts: Options, ticket: Ticket | None = None) -> Result:
         if opts.overlay and opts.size != "original":
             raise ServiceError(422, "overlay needs size=original")
         self._check_options(opts)
-        (body, media), geometry, model_ms = await self._through_model(
+        (body, media), geometry, timing = await self._through_model(
             data, ticket, lambda image, m, g: self.encode(image, m, g, opts), opts.overlay
         )
         shape = geometry.original if opts.size == "original" else self.size
-        return Result(body, media, shape, model_ms)
+        return Result(body, media, shape, timing)
 
     async def crop(self, data: bytes, req: CropRequest, ticket: Ticket | None = None,
                    ) -> tuple[dict | bytes, str]:  # fmt: skip
@@ -249,17 +280,19 @@ class SaliencyService:
     async def _through_model(self, data: bytes, ticket: Ticket | None, finish,
                              keep_image: bool):  # fmt: skip
         """Image bytes -> decode + prepare (a thread) -> the batcher -> `finish(image, map,
-        geometry)` (a thread): (its result, geometry, ms in queue + model). One thread hop per
-        side of the model (each costs the event loop a round trip); the pixels are held for
-        the memory bound throughout; the decoded image is dropped while queued unless
-        `finish` needs it."""
+        geometry)` (a thread): (its result, geometry, timing). One thread hop per side of the
+        model (each costs the event loop a round trip); the pixels are held for the memory
+        bound throughout; the decoded image is dropped while queued unless `finish` needs it."""
         self._require_ready()
         with self.hold_pixels(data):
-            image, x, geometry = await run_in_threadpool(self.prepare, data)
+            (image, x, geometry), decode_s = await run_in_threadpool(timed, self.prepare, data)
             if not keep_image:
                 image = None
-            m, model_ms = await self.run_model(x, ticket)
-            return await run_in_threadpool(finish, image, m, geometry), geometry, model_ms
+            m, timing = await self.run_model(x, ticket)
+            answer, encode_s = await run_in_threadpool(timed, finish, image, m, geometry)
+        timing.decode, timing.encode = decode_s * 1e3, encode_s * 1e3
+        self.metrics.stages(timing)
+        return answer, geometry, timing
 
     def _crop(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
               req: CropRequest):  # fmt: skip

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="intra-op threads per worker "
                                 "(default: all cores)")  # fmt: skip
     workers: int = Field(1, ge=1, description="processes, one model instance each")
-    max_batch_size: int = Field(8, ge=1, le=64, description="images per model call")
+    # On CPUs a batch costs the engine ~40 MB per image and gains no speed (docs/serving.md):
+    # two images per call, two calls at once, hold the memory of 16 clients under LitServe's
+    max_batch_size: int = Field(2, ge=1, le=64, description="images per model call")
     max_wait_ms: float = Field(10.0, ge=0, description="how long a batch waits to fill after "
                                "its first image, while another call runs")  # fmt: skip
     # model calls at once: a lone request keeps every intra-op thread; under load a second

@@ -109,7 +109,7 @@ async def saliency(request: Request, opts: Annotated[Options, Depends(options)])
         "X-Model-Version": service.model_version,
         "X-Model-Time-Ms": f"{result.model_ms:.1f}",
         "X-Map-Shape": f"{result.shape[0]}x{result.shape[1]}",
-        "Server-Timing": f"model;dur={result.model_ms:.1f}",
+        "Server-Timing": result.timing.header(),
     }
     if isinstance(result.body, dict):
         return JSONResponse(result.body, headers=headers)
