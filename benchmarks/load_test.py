@@ -86,9 +86,9 @@ class Offline:
                 "work_ms": float(np.median(work)) * 1e3}  # fmt: skip
 
 
-async def client_loop(client, images, deadline, latencies, errors, budget):
-    """One client: posts images back to back; after a 503 it waits as Retry-After says (a
-    polite client), so refusals measure admission, not a retry storm."""
+async def client_loop(client, images, deadline, latencies, errors, budget, path="/v1/saliency"):
+    """One client: posts images back to back to `path`; after a 503 it waits as Retry-After
+    says (a polite client), so refusals measure admission, not a retry storm."""
     i = 0
     while time.perf_counter() < deadline and budget[0] > 0:
         budget[0] -= 1
@@ -96,7 +96,7 @@ async def client_loop(client, images, deadline, latencies, errors, budget):
         i += 1
         start = time.perf_counter()
         try:
-            r = await client.post("/v1/saliency", files={"image": ("x.jpg", data, "image/jpeg")})
+            r = await client.post(path, files={"image": ("x.jpg", data, "image/jpeg")})
             status = r.status_code
         except httpx.HTTPError:
             status, r = 0, None
