@@ -89,9 +89,15 @@ def test_sigint_is_one_line_and_leaves_no_partial_file(tmp_path, osie_folder, ra
     import time
 
     out = tmp_path / "out"
+
+    # Ctrl-C's default action, even where this test runs as a background job (which starts its
+    # children with SIGINT ignored)
+    def default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     p = subprocess.Popen([sys.executable, "-m", "msinet.cli", "predict", str(osie_folder(30)),
                           "-o", str(out), "--weights", str(random_weights), "-q"],
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)  # fmt: skip
     deadline = time.time() + 120
     while not (out.is_dir() and any(out.glob("*.png"))) and time.time() < deadline:
         time.sleep(0.05)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from scipy.special import logsumexp
 
 from msinet.data import Sample
+from msinet.density import gaussian_log_density
 from msinet.metrics import imresize
 
 
@@ -43,10 +43,7 @@ class GaussianCenterBias:
         return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
 
     def log_density(self, shape: tuple[int, int]) -> np.ndarray:
-        y = ((np.arange(shape[0]) + 0.5) / shape[0] - self.mean[0]) / self.std[0]
-        x = ((np.arange(shape[1]) + 0.5) / shape[1] - self.mean[1]) / self.std[1]
-        log_c = -0.5 * (y[:, None] ** 2 + x[None, :] ** 2)
-        return log_c - logsumexp(log_c)
+        return gaussian_log_density(shape, self.mean, self.std)
 
 
 @dataclass(frozen=True)

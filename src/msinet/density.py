@@ -74,12 +74,19 @@ def content_shape(model_shape: tuple[int, int], original: tuple[int, int]) -> tu
     return fit_size(original, model_shape)
 
 
-def centre_log_prior(shape: tuple[int, int], cal: DensityCalibration) -> np.ndarray:
-    """log of the Gaussian centre-bias prior on a grid of `shape`, summing to 1."""
-    y = ((np.arange(shape[0]) + 0.5) / shape[0] - cal.centre_mean[0]) / cal.centre_std[0]
-    x = ((np.arange(shape[1]) + 0.5) / shape[1] - cal.centre_mean[1]) / cal.centre_std[1]
+def gaussian_log_density(shape: tuple[int, int], mean: tuple[float, float],
+                         std: tuple[float, float]) -> np.ndarray:  # fmt: skip
+    """log of a Gaussian over a grid of `shape` (mean and std as fractions of H, W), summing
+    to 1 over the grid."""
+    y = ((np.arange(shape[0]) + 0.5) / shape[0] - mean[0]) / std[0]
+    x = ((np.arange(shape[1]) + 0.5) / shape[1] - mean[1]) / std[1]
     log_c = -0.5 * (y[:, None] ** 2 + x[None, :] ** 2)
     return log_c - logsumexp(log_c)
+
+
+def centre_log_prior(shape: tuple[int, int], cal: DensityCalibration) -> np.ndarray:
+    """log of the calibration's centre-bias prior on a grid of `shape`."""
+    return gaussian_log_density(shape, cal.centre_mean, cal.centre_std)
 
 
 def grid_log_density(m: np.ndarray, cal: DensityCalibration,
