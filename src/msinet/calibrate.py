@@ -61,7 +61,7 @@ def check(maps: list[np.ndarray], samples: list[Sample], cal: DensityCalibration
         f = s.fixations
         if not len(f):
             continue
-        rows, cols = f.ys.astype(int), f.xs.astype(int)
+        rows, cols = sal_metrics.pixel_index(f.ys), sal_metrics.pixel_index(f.xs)
         raw_density = sal_metrics.map_log_density(map_to_image(m, f.shape))
         raw.append(sal_metrics.log_likelihood(raw_density, rows, cols))
         centre.append(sal_metrics.log_likelihood(log_density(m, f.shape, prior), rows, cols))
@@ -71,8 +71,8 @@ def check(maps: list[np.ndarray], samples: list[Sample], cal: DensityCalibration
 
 
 def calibrate(pipeline: Pipeline, train: list[Sample], fitted_on: str,
-              progress: bool = True) -> tuple[DensityCalibration, list[np.ndarray]]:  # fmt: skip
-    """Maximum-likelihood calibration on `train` (returned with the training maps)."""
+              progress: bool = True) -> DensityCalibration:  # fmt: skip
+    """Maximum-likelihood calibration on `train`."""
     from tqdm import tqdm
 
     maps = model_maps(pipeline, train, "maps (train)", progress)
@@ -86,8 +86,7 @@ def calibrate(pipeline: Pipeline, train: list[Sample], fitted_on: str,
             bar.set_postfix_str(f"blur {blur:.4f}: train log-likelihood {ll / math.log(2):.4f} "
                                 "bits/fix")  # fmt: skip
 
-        cal = fit(images, prior.mean, prior.std, fitted_on, show)
-    return cal, maps
+        return fit(images, prior.mean, prior.std, fitted_on, show)
 
 
 def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) -> None:
@@ -98,7 +97,7 @@ def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) ->
         import onnx
 
         from msinet.engine.onnx import load_onnx
-        from msinet.engine.onnx_graph import seal
+        from msinet.engine.onnx_graph import seal, set_metadata
         from msinet.files import written_whole
 
         model = load_onnx(path)
@@ -106,18 +105,14 @@ def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) ->
         if props.get("source_content_sha256") != source_hash:
             raise WeightsError(f"{path} was not made from the calibrated weights (its "
                                "source_content_sha256 differs)")  # fmt: skip
-        kept = [p for p in model.metadata_props if p.key != "density"]
-        del model.metadata_props[:]
-        model.metadata_props.extend(kept)
-        model.metadata_props.add(key="density", value=cal.to_json())
         with written_whole(path) as tmp:
-            onnx.save(seal(model), str(tmp))
+            onnx.save(seal(set_metadata(model, "density", cal.to_json())), str(tmp))
         return
     from msinet.weights import load_arrays, save_arrays
 
-    tensors, meta = load_arrays(path)
-    if read_header(path).get("content_sha256") != source_hash:
+    if read_header(path).get("content_sha256") != source_hash:  # before reading the tensors
         raise WeightsError(f"{path} holds other weights than the calibrated ones")
+    tensors, meta = load_arrays(path)
     save_arrays(path, tensors, replace(meta, density=cal))
 
 

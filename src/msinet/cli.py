@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         colormap_lut(args.colormap)
-        if args.format == "density":
-            check_density(resolve(args.weights, args.engine)[1])
         if args.ray:
-            return predict_ray(args, *resolve(args.weights, args.engine))
+            engine, weights = resolve(args.weights, args.engine)
+            if args.format == "density":  # the actors load the model: read its metadata here
+                check_density(weights_meta(weights), weights)
+            return predict_ray(args, engine, weights)
         pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
                         max_pixels=args.max_pixels)  # fmt: skip
+        if args.format == "density":
+            check_density(pipeline.engine.meta, args.weights or "the shipped model")
     except (ValueError, WeightsError) as e:
         return fail(str(e))
     from msinet.outputs import output_names, write_map_files
@@ -184,18 +188,21 @@ def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
     return 1 if summary.failures else 0
 
 
-def check_density(weights: Path) -> None:
-    """--format density needs weights that carry a density calibration: say so before any
-    image is read."""
+def weights_meta(weights: Path):
+    """A weights file's metadata without building an engine."""
     if weights.suffix == ".onnx":
         from msinet.engine.onnx import load_onnx
         from msinet.engine.onnx_graph import meta_of
 
-        meta = meta_of(load_onnx(weights))
-    else:
-        from msinet.weights import WeightsMeta, read_header
+        return meta_of(load_onnx(weights))
+    from msinet.weights import WeightsMeta, read_header
 
-        meta = WeightsMeta.from_header(read_header(weights))
+    return WeightsMeta.from_header(read_header(weights))
+
+
+def check_density(meta, weights: str | Path) -> None:
+    """--format density needs weights that carry a density calibration: say so before any
+    image is read."""
     if meta.density is None:
         from msinet.density import DensityError
 
@@ -225,7 +232,7 @@ def describe_weights(path: Path) -> dict:
         "dtypes": sorted({str(t.dtype) for t in tensors.values()}),
         "content_hash": "verified",
         **{k: v for k, v in meta.__dict__.items() if k != "density"},
-        "density": asdict_json(meta.density) if meta.density else None,
+        "density": asdict(meta.density) if meta.density else None,
     }
 
 
@@ -301,7 +308,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         store,
     )
     from msinet.data import open_dataset
-    from msinet.pipeline import load
+    from msinet.pipeline import load, resolve
     from msinet.weights import WeightsError
 
     try:
@@ -310,13 +317,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         held_out = dataset.samples(args.split)
         if not train or not held_out:
             return fail(f"{dataset.name}: the train or {args.split} split is empty")
-        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads)
-        source = source_hash(pipeline_weights(args))
+        engine, weights = resolve(args.weights, args.engine)
+        pipeline = load(weights, engine=engine, size=args.size, threads=args.threads)
+        source = source_hash(weights)
         for path in args.write:  # refuse before the long fit, not after it
             if source_hash(path) != source:
-                return fail(f"{path} holds other weights than {pipeline_weights(args)}")
+                return fail(f"{path} holds other weights than {weights}")
         fitted_on = f"{dataset.name} {train[0].name}-{train[-1].name} ({len(train)} images)"
-        cal, _ = calibrate(pipeline, train, fitted_on, progress=not args.quiet)
+        cal = calibrate(pipeline, train, fitted_on, progress=not args.quiet)
         val_maps = model_maps(pipeline, held_out, f"maps ({args.split})", not args.quiet)
         report = check(val_maps, held_out, cal)
         if args.figure:
@@ -325,26 +333,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             store(path, cal, source)
     except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
         return fail(str(e))
-    print(json.dumps(asdict_json(cal), indent=2))
+    print(json.dumps(asdict(cal), indent=2))
     print(report.table(f"{dataset.name} {args.split}"))
     if args.json:
-        both = {"calibration": asdict_json(cal), "check": asdict_json(report)}
+        both = {"calibration": asdict(cal), "check": asdict(report)}
         Path(args.json).write_text(json.dumps(both, indent=2))
     for path in args.write:
         print(f"stored in {path}", file=sys.stderr)
     return 0
-
-
-def pipeline_weights(args: argparse.Namespace) -> Path:
-    from msinet.pipeline import resolve
-
-    return resolve(args.weights, args.engine)[1]
-
-
-def asdict_json(obj) -> dict:
-    from dataclasses import asdict
-
-    return asdict(obj)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

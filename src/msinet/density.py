@@ -89,14 +89,19 @@ def centre_log_prior(shape: tuple[int, int], cal: DensityCalibration) -> np.ndar
     return gaussian_log_density(shape, cal.centre_mean, cal.centre_std)
 
 
+def blurred(m: np.ndarray, blur: float) -> np.ndarray:
+    """The map blurred by `blur` x its longer side (none at 0), clipped at 0."""
+    if blur > 0:
+        m = gaussian_filter(m, blur * max(m.shape), mode="nearest", truncate=3.0)
+    return np.clip(m, 0.0, None)
+
+
 def grid_log_density(m: np.ndarray, cal: DensityCalibration,
                      centre: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """A 0..1 map on the image's grid -> float64 log density on the same grid (sums to 1).
     `centre`: the prior's log on this grid, where the caller has it already."""
-    s = np.asarray(m, np.float64)
-    if cal.blur > 0:
-        s = gaussian_filter(s, cal.blur * max(s.shape), mode="nearest", truncate=3.0)
-    log_q = cal.exponent * np.log(np.clip(s, 0.0, None) + cal.floor)
+    s = blurred(np.asarray(m, np.float64), cal.blur)
+    log_q = cal.exponent * np.log(s + cal.floor)
     log_q -= logsumexp(log_q)
     if cal.centre_weight == 0.0:
         return log_q
@@ -139,8 +144,6 @@ class FitImage:
     grid: np.ndarray  # (h, w) 0..1 map, as `log_density` makes it before resizing
     rows: np.ndarray  # (N,) fixations' cells on the grid
     cols: np.ndarray
-    log_area: float  # log(image pixels per grid cell): converts grid to image log-likelihood
-    log_pixels: float  # log(image pixels): the log-likelihood of a uniform density is minus it
 
     @classmethod
     def make(cls, m: np.ndarray, original: tuple[int, int], xs: np.ndarray,
@@ -150,14 +153,13 @@ class FitImage:
                        work[0] - 1)  # fmt: skip
         cols = np.clip(((np.asarray(xs) + 0.5) * work[1] / original[1]).astype(int), 0,
                        work[1] - 1)  # fmt: skip
-        pixels = original[0] * original[1]
-        return cls(map_to_image(m, work), rows, cols, math.log(pixels / (work[0] * work[1])),
-                   math.log(pixels))  # fmt: skip
+        return cls(map_to_image(m, work), rows, cols)
 
 
 def log_likelihood(images: Sequence[FitImage], cal: DensityCalibration) -> float:
-    """Mean log-likelihood per fixation at the images' size over a uniform density, in nats
-    (grid approximation: each fixation's grid cell)."""
+    """Mean log-likelihood per fixation over a uniform density, in nats, on each image's grid
+    (the same at the image's size up to resizing: a cell's density is spread over its pixels,
+    the uniform density's likewise)."""
     total, n = 0.0, 0
     priors: dict[tuple[int, int], np.ndarray] = {}
     for im in images:
@@ -166,7 +168,7 @@ def log_likelihood(images: Sequence[FitImage], cal: DensityCalibration) -> float
         if im.grid.shape not in priors:
             priors[im.grid.shape] = centre_log_prior(im.grid.shape, cal)
         ll = grid_log_density(im.grid, cal, priors[im.grid.shape])[im.rows, im.cols]
-        total += float(ll.sum()) + (im.log_pixels - im.log_area) * len(ll)
+        total += float(ll.sum()) + math.log(im.grid.size) * len(ll)
         n += len(ll)
     return total / max(n, 1)
 
@@ -186,7 +188,7 @@ def fit(images: Sequence[FitImage], centre_mean: tuple[float, float],
     base = DensityCalibration(centre_mean=centre_mean, centre_std=centre_std, fitted_on=fitted_on)
     images = [im for im in images if len(im.rows)]
     n = sum(len(im.rows) for im in images)
-    offset = sum((im.log_pixels - im.log_area) * len(im.rows) for im in images)
+    offset = sum(math.log(im.grid.size) * len(im.rows) for im in images)  # over uniform
     priors = {shape: np.exp(centre_log_prior(shape, base))
               for shape in {im.grid.shape for im in images}}  # fmt: skip
     centre_at = [priors[im.grid.shape][im.rows, im.cols] for im in images]
@@ -202,10 +204,7 @@ def fit(images: Sequence[FitImage], centre_mean: tuple[float, float],
         """The best mean log-likelihood (nats per fixation) at this blur."""
         maps = []
         for im in images:
-            g = im.grid.astype(np.float32)
-            if blur > 0:
-                g = gaussian_filter(g, blur * max(g.shape), mode="nearest", truncate=3.0)
-            g = np.clip(g, 0.0, None)
+            g = blurred(im.grid.astype(np.float32), blur)
             maps.append((g, g[im.rows, im.cols]))
 
         def loss(x: np.ndarray) -> float:

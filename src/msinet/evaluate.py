@@ -155,7 +155,7 @@ def fixation_pixels(gt: GroundTruth, convention: str) -> tuple[np.ndarray, np.nd
     every fixation, coordinates truncated (pysaliency)."""
     if convention == "mit":
         return np.nonzero(gt.fixation_map)
-    return gt.fixations.ys.astype(int), gt.fixations.xs.astype(int)
+    return sal_metrics.pixel_index(gt.fixations.ys), sal_metrics.pixel_index(gt.fixations.xs)
 
 
 def density_to_shape(log_p: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -156,7 +156,7 @@ def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
 def pysaliency_auc(saliency: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> float:
     """pysaliency AUC: every fixation positive (duplicates kept), every pixel negative."""
     s = check_map(saliency)
-    return roc_auc(s[_idx(ys), _idx(xs)], s.ravel())
+    return roc_auc(s[pixel_index(ys), pixel_index(xs)], s.ravel())
 
 
 def pysaliency_sauc(
@@ -164,10 +164,12 @@ def pysaliency_sauc(
 ) -> float:
     """pysaliency shuffled AUC: negatives are all fixations of all other images."""
     s = check_map(saliency)
-    return roc_auc(s[_idx(ys), _idx(xs)], s[_idx(other_ys), _idx(other_xs)])
+    return roc_auc(
+        s[pixel_index(ys), pixel_index(xs)], s[pixel_index(other_ys), pixel_index(other_xs)]
+    )
 
 
-def _idx(v: np.ndarray) -> np.ndarray:
+def pixel_index(v: np.ndarray) -> np.ndarray:
     """pysaliency indexes pixels by truncating 0-based coordinates."""
     return np.asarray(v).astype(int)
 
@@ -193,7 +195,7 @@ def pysaliency_nss(saliency: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> floa
         return float("nan")
     sd = s.std()
     z = (s - s.mean()) / sd if sd > 0 else s - s.mean()
-    return float(z[_idx(ys), _idx(xs)].mean())
+    return float(z[pixel_index(ys), pixel_index(xs)].mean())
 
 
 def cc(saliency: np.ndarray, density: np.ndarray) -> float:
@@ -284,7 +286,7 @@ def pysaliency_information_gain(
 ) -> float:
     """Bits per fixation (duplicates counted) of the prediction's density over the baseline's."""
     p, q = to_density(saliency), to_density(to_shape(baseline, np.shape(saliency)))
-    r, c = _idx(ys), _idx(xs)
+    r, c = pixel_index(ys), pixel_index(xs)
     return float((np.log2(MATLAB_EPS + p[r, c]) - np.log2(MATLAB_EPS + q[r, c])).mean())
 
 

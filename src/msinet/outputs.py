@@ -81,12 +81,10 @@ def write_map_files(pipeline, image: np.ndarray, m: np.ndarray, geometry, stem: 
     calibrated log density), and with `overlay` (colormap, alpha) `<stem>_overlay.jpg`; each
     written whole."""
     main, *rest = map_files(stem, fmt, overlay is not None)
+    saliency = pipeline.map_back(m, geometry) if fmt == "png" or overlay is not None else None
     if fmt == "density":
         write_bytes_whole(main, npy_bytes(pipeline.density_back(m, geometry)))
-        if overlay is None:
-            return
-    saliency = pipeline.map_back(m, geometry)
-    if fmt != "density":
+    else:
         write_bytes_whole(main, pipeline.encode(image, saliency))
     if overlay is not None:
         jpeg = pipeline.encode(image, saliency, "jpeg", with_overlay=True, quality=92, **overlay)

@@ -150,13 +150,18 @@ def graph_hash(model: onnx.ModelProto) -> str:
     return h.hexdigest()
 
 
-def seal(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Record (or renew) the graph hash in the model's metadata."""
-    kept = [p for p in model.metadata_props if p.key != GRAPH_HASH_KEY]
+def set_metadata(model: onnx.ModelProto, key: str, value: str) -> onnx.ModelProto:
+    """Set (or replace) one metadata entry."""
+    kept = [p for p in model.metadata_props if p.key != key]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=GRAPH_HASH_KEY, value=graph_hash(model))
+    model.metadata_props.add(key=key, value=value)
     return model
+
+
+def seal(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Record (or renew) the graph hash in the model's metadata."""
+    return set_metadata(model, GRAPH_HASH_KEY, graph_hash(model))
 
 
 def _content_hash(path: str | os.PathLike) -> str:
