@@ -127,10 +127,7 @@ def predict_video(
         try:
             # a batch of frames at a time: memory stays bounded however long the video is
             while batch := list(itertools.islice(frames, batch_size)):
-                prepared = [pipeline.prepare(f) for f in batch]
-                maps = pipeline.run([x for x, _ in prepared])
-                for frame, (_, geometry), m in zip(batch, prepared, maps, strict=True):
-                    saliency = pipeline.map_back(m, geometry)
+                for frame, saliency in zip(batch, pipeline.predict_many(batch), strict=True):
                     if smooth and previous is not None:
                         saliency = smooth * previous + (1.0 - smooth) * saliency
                     previous = saliency
