@@ -46,10 +46,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--max-batch-size", type=int, default=4)
     ap.add_argument("--batch-timeout", type=float, default=0.05)
+    ap.add_argument("--workers", type=int, default=1, help="inference processes")
     args = ap.parse_args()
     api = MSINetAPI(args.threads, max_batch_size=args.max_batch_size,
                     batch_timeout=args.batch_timeout)  # fmt: skip
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=args.workers)
     server.run(port=args.port, generate_client_file=False)
 
 

@@ -44,7 +44,7 @@ def command(name: str, port: int, threads: int, extra: list[str]) -> list[str]:
         return [sys.executable, "-m", "msinet", "serve", "--engine", "onnx-int8", "--threads",
                 str(threads), "--port", str(port), *extra]  # fmt: skip
     return [sys.executable, str(HERE / "litserve_app.py"), "--port", str(port), "--threads",
-            str(threads)]  # fmt: skip
+            str(threads), *extra]  # fmt: skip
 
 
 def tree(pid: int) -> list[int]:
@@ -172,7 +172,8 @@ def run(args: argparse.Namespace, images: list[bytes]) -> dict[str, dict[int, li
     for r in range(args.rounds):
         for name in order if r % 2 == 0 else order[::-1]:
             port = args.port + (0 if name == "msinet" else 1)
-            proc = start(name, port, args.threads, args.msinet_args.split())
+            extra = args.msinet_args if name == "msinet" else args.litserve_args
+            proc = start(name, port, args.threads, extra.split())
             try:
                 idle = memory(tree(proc.pid))
                 for clients in args.clients:
@@ -207,7 +208,8 @@ def table(results: dict[str, dict[int, list[dict]]], args: argparse.Namespace) -
         f"# CPU: {cpu_info().describe()}",
         f"# {args.rounds} rounds x {args.seconds:g} s per level, --threads {args.threads}, "
         f"{len(args.images)} OSIE JPEGs (800x600) in, PNG maps out; msinet serve defaults"
-        + (f" with {args.msinet_args}" if args.msinet_args else ""),
+        + (f" with {args.msinet_args}" if args.msinet_args else "")
+        + (f"; litserve_app.py {args.litserve_args}" if args.litserve_args else ""),
         "| clients | server | img/s | p50 ms | p95 ms | errors | peak RSS MB | peak PSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -246,6 +248,8 @@ def main() -> None:
     ap.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     ap.add_argument("--msinet-args", default="", help="more `msinet serve` flags, e.g. to compare "
                     "its settings")  # fmt: skip
+    ap.add_argument("--litserve-args", default="", help="more `litserve_app.py` flags, e.g. "
+                    "--workers 2")  # fmt: skip
     ap.add_argument("--json")
     args = ap.parse_args()
     stimuli = sorted((Path(args.root) / "stimuli").glob("*.jpg"))[-args.images :]

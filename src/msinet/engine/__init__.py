@@ -11,7 +11,7 @@ from pathlib import Path
 
 from msinet.engine.base import Engine, check_batch
 
-__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine"]
+__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine", "single_threaded"]
 
 ENGINES = ("torch", "onnx", "onnx-int8")
 
@@ -48,3 +48,11 @@ def load_engine(name: str, weights: str | os.PathLike, threads: int | None = Non
             )
         return load_int8(weights, threads=threads)
     raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+
+
+def single_threaded(engine: Engine) -> Engine | None:
+    """A sibling of `engine` whose calls each take one thread, for running several at once
+    (the server under load); None where threads are process-wide (torch) or there is one."""
+    from msinet.engine.onnx import OnnxEngine
+
+    return engine.single_threaded() if isinstance(engine, OnnxEngine) else None

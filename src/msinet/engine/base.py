@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class Engine(Protocol):
     name: str
     meta: WeightsMeta
+    threads: int  # intra-op threads of one call
     self_check: SelfCheck | None  # the int8 self-check on this CPU; None for other engines
 
     def predict(self, batch: np.ndarray) -> np.ndarray: ...

@@ -53,11 +53,15 @@ def check_graph_hash(model, recorded: str | None, path: Path) -> None:
                            "its metadata")  # fmt: skip
 
 
-def session_options(threads: int | None, float_path: bool = False):
+def all_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def session_options(threads: int, float_path: bool = False):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or os.cpu_count() or 1
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle ORT threads would spin for a while after each run, taking the cores that decoding,
@@ -87,14 +91,27 @@ class OnnxEngine:
         model = load_onnx(Path(path))
         self.name = name
         self.path = Path(path)
+        self.threads = threads or all_cores()
+        self.float_path = float_path
         self.meta = meta_of(model)
         self.props = {p.key: p.value for p in model.metadata_props}
         self.self_check: SelfCheck | None = None
         self.session = ort.InferenceSession(
             model.SerializeToString(),
-            session_options(threads, float_path),
+            session_options(self.threads, float_path),
             providers=["CPUExecutionProvider"],
         )
+
+    def single_threaded(self) -> OnnxEngine | None:
+        """The same weights in a session whose calls each run on their caller's thread alone.
+        Several such calls at once use the cores better than calls that split each operator
+        across threads (docs/serving.md: ~10% more images per second on 2 cores); a lone call
+        is faster split. None when this engine has one thread already."""
+        if self.threads == 1:
+            return None
+        sibling = OnnxEngine(self.path, 1, self.name, self.float_path)
+        sibling.self_check = self.self_check  # same file, same CPU
+        return sibling
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch)

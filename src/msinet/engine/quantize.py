@@ -30,10 +30,10 @@ def make_probe(model, images: list[Path], size: tuple[int, int] = PROBE_SIZE) ->
     """`images` at `size`, rounded to uint8, and the fp32 `model`'s maps of exactly those."""
     import onnxruntime as ort
 
-    from msinet.engine.onnx import session_options
+    from msinet.engine.onnx import all_cores, session_options
 
     x = np.rint(batch([preprocess(load_image(p), size)[0] for p in images])).astype(np.uint8)
-    session = ort.InferenceSession(model.SerializeToString(), session_options(None),
+    session = ort.InferenceSession(model.SerializeToString(), session_options(all_cores()),
                                    providers=["CPUExecutionProvider"])  # fmt: skip
     maps = session.run(["saliency"], {"images": x.astype(np.float32)})[0][:, 0]
     return Probe(x, maps)

@@ -18,6 +18,7 @@ class TorchEngine:
     def __init__(self, weights: Path, threads: int | None = None, device: str = "cpu") -> None:
         if threads:
             torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()  # process-wide in torch
         self.device = torch.device(device)
         self.model = load_model(weights).to(self.device)
         self.meta = self.model.weights_meta

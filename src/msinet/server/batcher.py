@@ -2,10 +2,12 @@
 
 A bounded queue holds preprocessed images; one task takes the first waiting image, waits up to
 `max_wait_ms` for more (up to `max_batch_size`; no wait when no model call is running), and
-runs the engine in a worker thread. Up to `inflight` batches run at once on the same engine: a
-lone call still gets every intra-op thread, and under load a second call fills the cores the
-first leaves idle between and within its operators (ONNX Runtime and torch sessions take
-concurrent calls). A full queue refuses at once (the caller answers 503); a caller that gives up
+runs the engine in a worker thread. Up to `inflight` batches run at once. A call that is the
+only work (nothing running, nothing queued behind it) gets every intra-op thread, which is the
+fastest for one image; any other call runs on the engine's single-threaded sibling where it has
+one (ONNX Runtime), so that under load each core runs a whole call instead of every call
+splitting its operators across the cores, which costs ~10% of the throughput on 2 cores
+(docs/serving.md). A full queue refuses at once (the caller answers 503); a caller that gives up
 (504) leaves its slot, and an abandoned image is skipped, not computed.
 """
 
@@ -30,10 +32,15 @@ class QueueFull(Exception):
     """The service is saturated; retry later."""
 
 
-def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None]) -> Batcher:
+def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None],
+                 narrow: Engine | None = None) -> Batcher:  # fmt: skip
+    """`narrow`: the engine's single-threaded sibling (`engine.single_threaded`), if any."""
     s = settings
-    return Batcher(engine, s.max_batch_size, s.max_wait_ms, s.max_queue, observe,
-                   s.inflight_batches)  # fmt: skip
+    # one call per core when calls can take a core each; else a second call overlaps the
+    # first's serial operators
+    inflight = s.inflight_batches or (engine.threads if narrow else 2)
+    return Batcher(engine, s.max_batch_size, s.max_wait_ms, s.max_queue, observe, inflight,
+                   narrow)  # fmt: skip
 
 
 @dataclass
@@ -45,8 +52,10 @@ class Job:
 
 class Batcher:
     def __init__(self, engine: Engine, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                 observe=None, inflight: int = 1) -> None:  # fmt: skip
+                 observe=None, inflight: int = 1,
+                 narrow: Engine | None = None) -> None:  # fmt: skip
         self.engine = engine
+        self.narrow = narrow  # single-threaded calls, for all but a lone call (None: engine)
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.inflight = inflight
@@ -119,11 +128,13 @@ class Batcher:
             self.observe(queue_depth=self.depth)
             if not jobs:
                 continue
-            task = asyncio.get_running_loop().create_task(self._predict(jobs))
+            alone = not self._running and self.queue.empty()
+            engine = self.engine if alone or self.narrow is None else self.narrow
+            task = asyncio.get_running_loop().create_task(self._predict(jobs, engine))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _predict(self, jobs: list[Job]) -> None:
+    async def _predict(self, jobs: list[Job], engine: Engine) -> None:
         loop = asyncio.get_running_loop()
         # one shape per engine call: group by input size (one size per server, normally)
         groups: dict[tuple[int, ...], list[Job]] = {}
@@ -134,7 +145,7 @@ class Batcher:
             self.running_images += len(group)
             try:
                 maps = await loop.run_in_executor(
-                    self.executor, self.engine.predict, np.stack([j.image for j in group])
+                    self.executor, engine.predict, np.stack([j.image for j in group])
                 )
             except Exception as e:  # the model failed: every caller in the batch hears it
                 for j in group:
@@ -148,7 +159,8 @@ class Batcher:
             previous = self.seconds_per_image
             self.seconds_per_image = per_image if previous is None else (
                 0.8 * previous + 0.2 * per_image)  # fmt: skip
-            self.observe(batch_size=len(group), inference_s=elapsed)
+            threads = "one" if engine is self.narrow else "all"
+            self.observe(batch_size=len(group), inference_s=elapsed, threads=threads)
             for j, m in zip(group, maps, strict=True):
                 if not j.future.done():
                     j.future.set_result((m, start - j.enqueued, elapsed))

@@ -22,6 +22,9 @@ class Metrics:
                                     registry=self.registry)  # fmt: skip
         self.inference = Histogram("msinet_inference_seconds", "model time per batch",
                                    buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
+        self.calls = Counter("msinet_model_calls_total", "model calls: threads=all for a lone "
+                             "call (every intra-op thread), one for a call beside others (its "
+                             "own thread)", ["threads"], registry=self.registry)  # fmt: skip
         self.stage = Histogram("msinet_stage_seconds", "one image's time in each stage: decode "
                                "(+ preprocess), queue, model (its batch's call), encode (map back "
                                "+ encode)", ["stage"], buckets=LATENCY_BUCKETS,
@@ -53,7 +56,9 @@ class Metrics:
             self.stage.labels(stage).observe(ms / 1e3)
 
     def observe(self, batch_size: int | None = None, inference_s: float | None = None,
-                queue_depth: int | None = None) -> None:  # fmt: skip
+                queue_depth: int | None = None, threads: str | None = None) -> None:  # fmt: skip
+        if threads is not None:
+            self.calls.labels(threads).inc()
         if batch_size is not None:
             self.batch_size.observe(batch_size)
         if inference_s is not None:
