@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from msinet.engine import check_batch, load_engine, single_threaded
+from msinet.engine import check_batch, load_engine, under_load
 from msinet.engine.onnx_graph import build_from_weights, meta_of
 from msinet.engine.quantize import quantize_int8
 from msinet.image import load_image
@@ -63,30 +63,30 @@ def test_onnx_and_torch_engines_agree_on_real_images(fp32_weights, real_batch):
     np.testing.assert_allclose(o, t, atol=2e-5)
 
 
-def test_single_threaded_sibling_gives_the_same_maps_from_concurrent_calls(fp32_weights,
-                                                                          real_batch):  # fmt: skip
-    """The server's calls beside others run on a one-thread session of the same weights: same
-    maps, also when two threads call it at once; one-thread engines and torch have none."""
+def test_calls_under_load_run_single_threaded_with_the_same_maps(fp32_weights, real_batch):
+    """The server's calls beside others run on a one-thread session of the same weights, one
+    per thread: same maps, also when two threads call it at once. Torch's threads are
+    process-wide: it runs them itself, two at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     wide = load_engine("onnx", fp32_weights, threads=2)
-    narrow = single_threaded(wide)
-    assert (wide.threads, narrow.threads) == (2, 1)
+    narrow, calls = under_load(wide)
+    assert (wide.threads, narrow.threads, calls) == (2, 1, 2)
     assert (narrow.name, narrow.meta, narrow.self_check) == (wide.name, wide.meta, None)
     expected = wide.predict(real_batch)
     halves = [real_batch[:1], real_batch[1:]]
     with ThreadPoolExecutor(2) as pool:
         got = np.concatenate(list(pool.map(narrow.predict, halves)))
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert single_threaded(narrow) is None
-    assert single_threaded(load_engine("torch", fp32_weights)) is None
+    assert under_load(narrow) == (None, 1)
+    assert under_load(load_engine("torch", fp32_weights)) == (None, 2)
 
 
 def test_single_threaded_int8_keeps_its_self_check(real_batch):
     from msinet.weights import default_weights
 
     wide = load_engine("onnx-int8", default_weights("onnx-int8"), threads=2)
-    narrow = single_threaded(wide)
+    narrow, _ = under_load(wide)
     assert narrow.name == "onnx-int8" and narrow.self_check is wide.self_check
     for a, b in zip(narrow.predict(real_batch), wide.predict(real_batch), strict=True):
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9999

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from msinet.engine.base import Engine, check_batch
 
-__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine", "single_threaded"]
+__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine", "under_load"]
 
 ENGINES = ("torch", "onnx", "onnx-int8")
 
@@ -50,9 +50,14 @@ def load_engine(name: str, weights: str | os.PathLike, threads: int | None = Non
     raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
 
 
-def single_threaded(engine: Engine) -> Engine | None:
-    """A sibling of `engine` whose calls each take one thread, for running several at once
-    (the server under load); None where threads are process-wide (torch) or there is one."""
+def under_load(engine: Engine) -> tuple[Engine | None, int]:
+    """How a server runs calls side by side on `engine`: (the engine for them, how many at
+    once). ONNX Runtime: a single-threaded sibling, one call per thread, so each core runs a
+    whole call (docs/serving.md); a lone call still takes every thread. Torch, whose threads
+    are process-wide: the engine itself (None), two calls, the second filling the first's
+    serial operators."""
     from msinet.engine.onnx import OnnxEngine
 
-    return engine.single_threaded() if isinstance(engine, OnnxEngine) else None
+    if isinstance(engine, OnnxEngine):
+        return engine.single_threaded(), engine.threads
+    return None, 2

@@ -106,7 +106,7 @@ class OnnxEngine:
         """The same weights in a session whose calls each run on their caller's thread alone.
         Several such calls at once use the cores better than calls that split each operator
         across threads (docs/serving.md: ~10% more images per second on 2 cores); a lone call
-        is faster split. None when this engine has one thread already."""
+        is faster split. None when this engine has one thread already (it is that)."""
         if self.threads == 1:
             return None
         sibling = OnnxEngine(self.path, 1, self.name, self.float_path)

@@ -33,14 +33,12 @@ class QueueFull(Exception):
 
 
 def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None],
-                 narrow: Engine | None = None) -> Batcher:  # fmt: skip
-    """`narrow`: the engine's single-threaded sibling (`engine.single_threaded`), if any."""
+                 narrow: Engine | None = None, calls: int = 2) -> Batcher:  # fmt: skip
+    """`narrow` and `calls`: how calls run side by side on `engine` (`engine.under_load`);
+    `--inflight-batches` overrides the number."""
     s = settings
-    # one call per core when calls can take a core each; else a second call overlaps the
-    # first's serial operators
-    inflight = s.inflight_batches or (engine.threads if narrow else 2)
-    return Batcher(engine, s.max_batch_size, s.max_wait_ms, s.max_queue, observe, inflight,
-                   narrow)  # fmt: skip
+    return Batcher(engine, s.max_batch_size, s.max_wait_ms, s.max_queue, observe,
+                   s.inflight_batches or calls, narrow)  # fmt: skip
 
 
 @dataclass

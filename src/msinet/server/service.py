@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from msinet.engine import Engine, load_engine, single_threaded
+from msinet.engine import Engine, load_engine, under_load
 from msinet.image import ImageError, ImageTooLarge, declared_pixels
 from msinet.outputs import npy_bytes
 from msinet.pipeline import Pipeline, resolve
@@ -137,8 +137,8 @@ class SaliencyService:
                                                   s.threads)  # fmt: skip
         self.metrics.engine_loaded(self.engine)
         self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
-        narrow = await run_in_threadpool(single_threaded, self.engine)
-        self.batcher = make_batcher(self.engine, s, self.metrics.observe, narrow)
+        narrow, calls = await run_in_threadpool(under_load, self.engine)
+        self.batcher = make_batcher(self.engine, s, self.metrics.observe, narrow, calls)
         self.batcher.start()
         warm = np.full((3, *self.size), 126.0, np.float32)  # the padding colour
         await self.batcher.submit(warm, timeout=120)
