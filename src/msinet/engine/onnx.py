@@ -105,7 +105,7 @@ class OnnxEngine:
     def single_threaded(self) -> OnnxEngine | None:
         """The same weights in a session whose calls each run on their caller's thread alone.
         Several such calls at once use the cores better than calls that split each operator
-        across threads (docs/serving.md: ~10% more images per second on 2 cores); a lone call
+        across threads (docs/serving.md: 6-10% more images per second on 2 cores); a lone call
         is faster split. None when this engine has one thread already (it is that)."""
         if self.threads == 1:
             return None

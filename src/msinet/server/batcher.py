@@ -6,7 +6,7 @@ runs the engine in a worker thread. Up to `inflight` batches run at once. A call
 only work (nothing running, nothing queued behind it) gets every intra-op thread, which is the
 fastest for one image; any other call runs on the engine's single-threaded sibling where it has
 one (ONNX Runtime), so that under load each core runs a whole call instead of every call
-splitting its operators across the cores, which costs ~10% of the throughput on 2 cores
+splitting its operators across the cores, which costs 6-10% of the throughput on 2 cores
 (docs/serving.md). A full queue refuses at once (the caller answers 503); a caller that gives up
 (504) leaves its slot, and an abandoned image is skipped, not computed.
 """

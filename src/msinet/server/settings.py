@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(10.0, ge=0, description="how long a batch waits to fill after "
                                "its first image, while another call runs")  # fmt: skip
     # a lone call keeps every intra-op thread; under load each call takes one core of its own
-    # (ONNX Runtime), which gets ~10% more images per second out of them (docs/serving.md)
+    # (ONNX Runtime), which gets 6-10% more images per second out of them (docs/serving.md)
     inflight_batches: int | None = Field(None, ge=1, le=64, description="model calls at once "
                                          "(default: one per intra-op thread with ONNX Runtime, "
                                          "2 with torch)")  # fmt: skip
