@@ -33,7 +33,7 @@ class QueueFull(Exception):
 
 
 def make_batcher(engine: Engine, settings: Settings, observe: Callable[..., None],
-                 narrow: Engine | None = None, calls: int = 2) -> Batcher:  # fmt: skip
+                 narrow: Engine | None, calls: int) -> Batcher:  # fmt: skip
     """`narrow` and `calls`: how calls run side by side on `engine` (`engine.under_load`);
     `--inflight-batches` overrides the number."""
     s = settings
