@@ -9,6 +9,8 @@ import pytest
 
 SHARED = Path(os.environ.get("MSINET_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 OSIE = SHARED / "data" / "osie"
+MIT1003 = SHARED / "data" / "mit1003"
+EYECROWD = SHARED / "data" / "eyecrowd"
 VGG16 = SHARED / "weights" / "vgg16_imagenet_bgr.safetensors"
 
 
@@ -25,6 +27,16 @@ def need(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def osie_root() -> Path:
     return need(OSIE / "fixations.mat").parent
+
+
+@pytest.fixture(scope="session")
+def mit1003_root() -> Path:
+    return need(MIT1003 / "fixations.mat").parent
+
+
+@pytest.fixture(scope="session")
+def eyecrowd_root() -> Path:
+    return need(EYECROWD / "fixations.mat").parent
 
 
 @pytest.fixture(scope="session")

@@ -465,7 +465,8 @@ def flag_specs(config) -> list[dict]:
     if dataclasses.is_dataclass(config):
         hints = typing.get_type_hints(config)
         return [
-            {"name": f.name, "type": hints[f.name], "default": f.default, **f.metadata}
+            {"name": f.name, "type": hints[f.name],
+             "default": None if f.default is dataclasses.MISSING else f.default, **f.metadata}
             for f in dataclasses.fields(config)
         ]
     return [{"name": k, "type": f.annotation, "default": f.default, "help": f.description}
@@ -496,7 +497,7 @@ def add_flags(parser: argparse.ArgumentParser, config, skip: tuple[str, ...] = (
             continue
         if default not in (None, "", []):
             help_text += f" (default: {default})"
-        extra = {"nargs": "*"} if typing.get_origin(kind) is list else {}
+        extra = {"nargs": "+", "action": "extend"} if typing.get_origin(kind) is list else {}
         value_type = str if choices or extra else kind
         parser.add_argument(flag, dest=name, type=value_type, choices=choices,
                             required=spec.get("required", False), help=help_text,

@@ -17,17 +17,33 @@ def opt(default, help: str, **extra):
 
 @dataclass
 class TrainConfig:
+    data: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "NAME:DIR, a dataset to train on, repeatable (e.g. --data osie:../shared/data/osie "
+            "--data mit1003:../shared/data/mit1003 --data eyecrowd:../shared/data/eyecrowd)"
+        },
+    )
+    sample_weight: list[str] = field(default_factory=list, metadata={
+        "help": "NAME=W: draw W x that dataset's training images per epoch (default 1 each: "
+                "every image once)"})  # fmt: skip
     dataset: str = opt(
         "osie",
-        "dataset layout of --root",
-        choices=("osie", "salicon", "mit1003", "cat2000", "folder"),
+        "with --root: the one dataset to train on",
+        choices=("osie", "salicon", "mit1003", "eyecrowd", "cat2000", "folder"),
     )
-    root: str = opt("", "the dataset's folder", required=True)
+    root: str = opt("", "with --dataset: that dataset's folder (or use --data)")
     out: str = opt("runs/osie", "run folder (checkpoints, logs, curves)")
     init: str = opt("", "vgg16:PATH (ImageNet VGG16 conv weights, BGR) or an msinet weights "
                     "file to fine-tune", required=True)  # fmt: skip
-    phase: Literal["head", "full"] = opt("head", "head: frozen encoder, its features cached; "
-                                         "full: end to end")  # fmt: skip
+    phase: Literal["head", "partial", "full"] = opt(
+        "head", "head: frozen encoder, its features cached; partial: blocks 1-3 frozen, pool3 "
+        "cached, conv4/conv5 + ASPP + decoder train; full: end to end")  # fmt: skip
+    train_from: Literal["conv4", "conv5"] = opt("conv4", "partial: the first encoder block "
+                                                 "that trains")  # fmt: skip
+    encoder_lr_factor: float = opt(0.1, "partial/full: the encoder's learning rate is lr x this")
+    cache: str = opt("", "folder for the cached activations, shareable by runs (default: "
+                     "RUN/cache)")  # fmt: skip
     size: str = opt("", "model input HxW or preset (default: the dataset's official size)")
     epochs: int = opt(10, "epochs")
     batch_size: int = opt(1, "images per step (the official value: 1)")

@@ -65,13 +65,19 @@ class Encoder(nn.Module):
             x = F.relu(conv(x))
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Blocks 1-3, down to 1/8 resolution: what a partial fine-tune caches."""
         x = F.max_pool2d(self._block(1, x), 2)  # (B, 64, H/2, W/2)
         x = F.max_pool2d(self._block(2, x), 2)  # (B, 128, H/4, W/4)
-        pool3 = F.max_pool2d(self._block(3, x), 2)  # (B, 256, H/8, W/8)
+        return F.max_pool2d(self._block(3, x), 2)  # (B, 256, H/8, W/8)
+
+    def forward_top(self, pool3: torch.Tensor) -> torch.Tensor:
         pool4 = max_pool_same(self._block(4, pool3))  # (B, 512, H/8, W/8)
         pool5 = max_pool_same(self._block(5, pool4))  # (B, 512, H/8, W/8)
         return torch.cat((pool3, pool4, pool5), dim=1)  # (B, 1280, H/8, W/8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_top(self.forward_stem(x))
 
 
 class ASPP(nn.Module):
@@ -122,6 +128,9 @@ class MSINet(nn.Module):
         self.decoder = Decoder(self.config)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder.forward_top(self.forward_stem(images))  # (B, 1280, H/8, W/8)
+
+    def forward_stem(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
         if images.dim() != 4 or images.shape[1] != 3 or h % 8 or w % 8:
             raise ValueError(
@@ -130,7 +139,7 @@ class MSINet(nn.Module):
             )
         if self.config.input_order == "bgr":
             images = images.flip(1)
-        return self.encoder(images - self.mean)  # (B, 1280, H/8, W/8)
+        return self.encoder.forward_stem(images - self.mean)  # (B, 256, H/8, W/8)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """The raw (unnormalised) saliency logits: what the loss and density models need."""

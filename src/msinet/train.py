@@ -1,9 +1,12 @@
-"""Training MSI-Net: the official KLD objective, Adam, seeded and resumable.
+"""Training MSI-Net: the official KLD objective, AdamW, seeded and resumable, on one dataset or
+several at once (msinet.trainset).
 
-Two phases, because end-to-end training costs ~1.5-2 s per image and step on a 2-core CPU:
-- `head`: the encoder is frozen and its 1280-channel features are computed once (cached to disk
-  beside the run), so only ASPP + decoder train, on the cached features;
-- `full`: end to end from images, typically after `head` at a lower learning rate.
+Three phases, because end-to-end training costs ~1.5-2 s per image and step on a 2-core CPU; the
+layers that do not train run once, their output cached on disk beside the run:
+- `head`: the encoder frozen; its 1280-channel features cached; ASPP + decoder train;
+- `partial`: blocks 1-3 frozen, pool3 cached (1/8 resolution, fp16); conv4 (or only conv5, with
+  `--train-from conv5`), conv5, ASPP and decoder train;
+- `full`: end to end from the (cached, preprocessed) images.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 
@@ -24,80 +28,32 @@ from safetensors.torch import load_file, save_file
 
 from msinet import metrics
 from msinet.config import TrainConfig
-from msinet.data import Sample, open_dataset
+from msinet.data import open_dataset
 from msinet.files import remove_partials, written_whole
-from msinet.image import load_image
 from msinet.losses import cc_loss, kld_loss, nss_loss
 from msinet.model import MSINet, init_weights, normalize_minmax
 from msinet.model_io import init_from_vgg16, load_model, save_model
 from msinet.postprocess import map_to_image
-from msinet.preprocess import parse_size, preprocess, preprocess_map
+from msinet.preprocess import SIZE_PRESETS, parse_size
+from msinet.trainset import Part, Source, build_part, cached_part, parse_sources
 from msinet.weights import WeightsMeta
 
-
-@dataclass
-class Arrays:
-    images: torch.Tensor  # (N, 3, H, W) float32 preprocessed RGB
-    maps: torch.Tensor  # (N, 1, H, W) float32 training targets
-    fixations: torch.Tensor  # (N, 1, H, W) bool fixated pixels at model size
+PHASES = ("head", "partial", "full")
+TRAIN_FROM = ("conv4", "conv5")  # the first encoder block a partial fine-tune trains
 
 
-def target_map(sample: Sample, sigma: float) -> np.ndarray:
-    """A dataset's own saliency map where it ships one, else its fixations blurred by `sigma`."""
-    if sample.saliency_map is not None:
-        return load_image(sample.saliency_map)[..., 0].astype(np.float32) / 255.0
-    return sample.fixations.density(sigma)
+def frozen_modules(model: MSINet, phase: str) -> list[torch.nn.Module]:
+    """The layers whose output the cache holds (they never train in that phase)."""
+    enc = model.encoder
+    return {"head": [enc], "partial": [enc.conv1, enc.conv2, enc.conv3], "full": []}[phase]
 
 
-def build_arrays(samples: list[Sample], size: tuple[int, int], sigma: float) -> Arrays:
-    from tqdm import tqdm
-
-    images, maps, fixations = [], [], []
-    for s in tqdm(samples, desc="load", unit="img", leave=False):
-        x, _ = preprocess(load_image(s.image), size)
-        images.append(x.transpose(2, 0, 1))
-        maps.append(preprocess_map(target_map(s, sigma), size)[None])
-        fixations.append(preprocess_map(s.fixations.counts(), size)[None] > 0)
-    return Arrays(
-        torch.from_numpy(np.stack(images)),
-        torch.from_numpy(np.stack(maps)),
-        torch.from_numpy(np.stack(fixations)),
-    )
-
-
-def with_flips(a: Arrays) -> Arrays:
-    """Row 2k is image k, row 2k+1 its mirror."""
-
-    def both(t: torch.Tensor) -> torch.Tensor:
-        return torch.stack((t, t.flip(-1)), dim=1).flatten(0, 1)
-
-    return Arrays(both(a.images), both(a.maps), both(a.fixations))
-
-
-@torch.no_grad()
-def encode(model: MSINet, images: torch.Tensor, cache: Path | None, batch: int = 4):
-    """Encoder features (N, 1280, H/8, W/8) in float16, read from `cache` when it exists."""
-    from tqdm import tqdm
-
-    if cache is not None and cache.is_file():
-        return load_file(str(cache))["features"]
-    model.eval()
-    parts = []
-    for i in tqdm(range(0, len(images), batch), desc="encode", unit="batch", leave=False):
-        f = model.forward_features(images[i : i + batch])
-        parts.append(f.clamp_max(65000).half())
-    features = torch.cat(parts).contiguous()
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": features}, str(cache))
-    return features
-
-
-def fingerprint(model: MSINet, *parts: object) -> str:
-    """Identifies cached features: the encoder's weights and what was encoded."""
-    h = hashlib.sha256(repr(parts).encode())
-    for v in model.encoder.state_dict().values():
-        h.update(v.numpy().tobytes())
+def fingerprint(model: MSINet, phase: str, *parts: object) -> str:
+    """Identifies a cache: the frozen layers' weights and what was computed."""
+    h = hashlib.sha256(repr((phase, *parts)).encode())
+    for module in frozen_modules(model, phase):
+        for v in module.state_dict().values():
+            h.update(v.numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -136,22 +92,39 @@ def load_optimizer(opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parame
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        if config.phase not in ("head", "full"):
-            raise ValueError(f"phase must be head or full, got {config.phase!r}")
+        if config.phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {config.phase!r}")
+        if config.train_from not in TRAIN_FROM:
+            raise ValueError(f"train_from must be one of {', '.join(TRAIN_FROM)}, "
+                             f"got {config.train_from!r}")  # fmt: skip
         if config.threads:
             torch.set_num_threads(config.threads)
         self.out = Path(config.out)
-        self.dataset = open_dataset(config.dataset, config.root)
-        from msinet.preprocess import SIZE_PRESETS
+        self.cache = Path(config.cache) if config.cache else self.out / "cache"
+        if config.data:
+            self.sources = parse_sources(config.data, config.sample_weight)
+        elif config.root:
+            self.sources = parse_sources([f"{config.dataset}:{config.root}"],
+                                         config.sample_weight)  # fmt: skip
+        else:
+            raise ValueError("say what to train on: --data NAME:DIR (repeatable) or --root DIR")
+        self.datasets = [open_dataset(s.name, s.root) for s in self.sources]
+        default = SIZE_PRESETS.get(self.sources[0].name) if len(self.sources) == 1 else None
+        self.size = parse_size(config.size or default or (240, 320))
+        self.splits = []  # (train samples, val samples) per source
+        for ds in self.datasets:
+            train, val = ds.samples("train"), ds.samples("val")
+            if config.limit_train:
+                train = train[: config.limit_train]
+            if config.limit_val:
+                val = val[: config.limit_val]
+            if not train or not val:
+                raise ValueError(f"{ds.name}: the train or val split is empty")
+            self.splits.append((train, val))
 
-        self.size = parse_size(config.size or SIZE_PRESETS.get(config.dataset, (240, 320)))
-        self.eval_sigma = config.eval_sigma or self.dataset.eval_sigma
-        self.train_samples = self.dataset.samples("train")
-        self.val_samples = self.dataset.samples("val")
-        if config.limit_train:
-            self.train_samples = self.train_samples[: config.limit_train]
-        if config.limit_val:
-            self.val_samples = self.val_samples[: config.limit_val]
+    @property
+    def dataset_label(self) -> str:
+        return "+".join(s.name for s in self.sources)
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -159,45 +132,69 @@ class Trainer:
         """The initial model, or the one the committed `state` names (resume)."""
         files = (state or {}).get("files", LEGACY_FILES)
         model = load_model(self.out / files["last"]) if state else initial_model(self.config.init)
-        trained = model.parameters() if self.config.phase == "full" else self._head_params(model)
-        trained = list(trained)
         for p in model.parameters():
             p.requires_grad_(False)
-        for p in trained:
-            p.requires_grad_(True)
-        opt = torch.optim.AdamW(trained, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        groups = []
+        for params, scale in self._trained(model):
+            for p in params:
+                p.requires_grad_(True)
+            groups.append({"params": params, "lr_scale": scale})
+        opt = torch.optim.AdamW(groups, lr=self.config.lr, weight_decay=self.config.weight_decay)
         if state:
             load_optimizer(opt, dict(model.named_parameters()), self.out / files["last_optim"])
         return model, opt
 
-    @staticmethod
-    def _head_params(model: MSINet):
-        return [*model.aspp.parameters(), *model.decoder.parameters()]
+    def _trained(self, model: MSINet) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """The trained parameters in groups with their learning-rate scale."""
+        head = [*model.aspp.parameters(), *model.decoder.parameters()]
+        factor = self.config.encoder_lr_factor
+        enc = model.encoder
+        if self.config.phase == "head":
+            return [(head, 1.0)]
+        if self.config.phase == "partial":
+            blocks = [enc.conv4, enc.conv5] if self.config.train_from == "conv4" else [enc.conv5]
+            return [(head, 1.0), ([p for b in blocks for p in b.parameters()], factor)]
+        return [(head, 1.0), (list(enc.parameters()), factor)]
 
-    def _inputs(self, model: MSINet):
-        """Training inputs (features or images, with flips) and validation inputs."""
-        train = build_arrays(self.train_samples, self.size, self.dataset.sigma)
-        val = build_arrays(self.val_samples, self.size, self.dataset.sigma)
-        if self.config.flip:
-            train = with_flips(train)
-        if self.config.phase == "full":
-            return train, train.images, val, val.images
-        cache = self.out / "cache"
-        names = [s.name for s in self.train_samples], [s.name for s in self.val_samples]
-        key = fingerprint(model, self.config.dataset, self.size, self.config.flip, names)
-        train_x = encode(model, train.images, cache / f"train-{key}.safetensors")
-        val_x = encode(model, val.images, cache / f"val-{key}.safetensors")
-        return train, train_x, val, val_x
+    def _frozen_fn(self, model: MSINet):
+        phase = self.config.phase
+        if phase == "head":
+            return model.forward_features, np.float16
+        if phase == "partial":
+            return model.forward_stem, np.float16
+        return (lambda x: x), np.float32
+
+    def _parts(self, model: MSINet) -> tuple[list[Part], list[Part]]:
+        """Training and validation parts of every source, from the cache or built into it."""
+        model.eval()
+        frozen, dtype = self._frozen_fn(model)
+        out: tuple[list[Part], list[Part]] = ([], [])
+        for (src, ds), (train, val) in zip(zip(self.sources, self.datasets, strict=True),
+                                           self.splits, strict=True):  # fmt: skip
+            for which, samples, flips in (("train", train, self.config.flip), ("val", val, False)):
+                key = fingerprint(model, self.config.phase, src.name, which, self.size, ds.sigma,
+                                  flips, [s.name for s in samples])  # fmt: skip
+                folder = self.cache / f"{src.name}-{which}-{self.config.phase}-{key}"
+
+                def build(folder=folder, samples=samples, flips=flips, which=which):
+                    return build_part(folder, samples, self.size, ds.sigma, flips, frozen, dtype,
+                                      f"cache {src.name} {which}", progress=self.progress)  # fmt: skip
+
+                arrays = cached_part(folder, build)
+                part = Part(src.name, samples, ds.eval_sigma, flips=flips, **arrays)
+                (out[0] if which == "train" else out[1]).append(part)
+        return out
 
     # --- steps -------------------------------------------------------------------------------
 
     def _forward(self, model: MSINet, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
-            raw = (
-                model.forward_head(x.float())
-                if self.config.phase == "head"
-                else model.forward_raw(x)
-            )
+            if self.config.phase == "head":
+                raw = model.forward_head(x)
+            elif self.config.phase == "partial":
+                raw = model.forward_head(model.encoder.forward_top(x))
+            else:
+                raw = model.forward_raw(x)
         return normalize_minmax(raw.float(), model.config.eps)
 
     def _loss(self, pred: torch.Tensor, maps: torch.Tensor, fix: torch.Tensor) -> torch.Tensor:
@@ -208,43 +205,67 @@ class Trainer:
             loss = loss + self.config.nss_weight * nss_loss(fix, pred)
         return loss
 
-    def _order(self, epoch: int, n_images: int) -> torch.Tensor:
-        """The epoch's sample order and flips, a function of (seed, epoch) only: resumable."""
+    def _order(self, epoch: int, parts: list[Part]) -> torch.Tensor:
+        """(draws, 2) rows of (part, row) for the epoch, a function of (seed, epoch) only:
+        resumable. Each source gives round(weight x its images) draws, each image once before
+        any twice; with flips, each draw takes the image or its mirror at random."""
         g = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
-        order = torch.randperm(n_images, generator=g)
-        if not self.config.flip:
-            return order
-        return order * 2 + torch.randint(0, 2, (n_images,), generator=g)
+        draws = []
+        for k, (src, part) in enumerate(zip(self.sources, parts, strict=True)):
+            n = len(part.samples)
+            count = round(src.weight * n)
+            if not count:
+                continue
+            reps = math.ceil(count / n)
+            idx = torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:count]
+            draws.append(torch.stack((torch.full_like(idx, k), idx), dim=1))
+        order = torch.cat(draws)
+        order = order[torch.randperm(len(order), generator=g)]
+        if self.config.flip:
+            order[:, 1] = order[:, 1] * 2 + torch.randint(0, 2, (len(order),), generator=g)
+        return order
+
+    @staticmethod
+    def _gather(parts: list[Part], rows: torch.Tensor):
+        got = [parts[int(k)].batch([int(r)]) for k, r in rows]
+        return tuple(torch.cat(t) for t in zip(*got, strict=True))
 
     @cached_property
-    def _val_truth(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _val_truth(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """Binary maps and densities of the validation images, built once for all epochs."""
-        return [(s.fixations.binary_map(), s.fixations.density(self.eval_sigma))
-                for s in self.val_samples]  # fmt: skip
+        return [[(s.fixations.binary_map(), s.fixations.density(ds.eval_sigma)) for s in val]
+                for ds, (_, val) in zip(self.datasets, self.splits, strict=True)]  # fmt: skip
 
     @torch.no_grad()
-    def validate(self, model: MSINet, val: Arrays, val_x: torch.Tensor) -> dict[str, float]:
+    def validate(self, model: MSINet, parts: list[Part]) -> dict[str, float]:
+        """Per dataset: loss, NSS, CC, AUC-Judd; and their means over the datasets (val_loss,
+        the model-selection criterion, weighs every dataset alike whatever its size)."""
         model.eval()
-        losses, nss, cc, auc = [], [], [], []
-        for i, (fmap, density) in enumerate(self._val_truth):
-            pred = self._forward(model, val_x[i : i + 1])
-            losses.append(float(self._loss(pred, val.maps[i : i + 1], val.fixations[i : i + 1])))
-            s = map_to_image(pred[0, 0].numpy(), fmap.shape)  # the image's own size
-            nss.append(metrics.nss(s, fmap))
-            cc.append(metrics.cc(s, density))
-            auc.append(metrics.auc_judd(s, fmap, seed=i))
-        return {
-            "val_loss": float(np.mean(losses)),
-            "NSS": float(np.nanmean(nss)),
-            "CC": float(np.nanmean(cc)),
-            "AUC-Judd": float(np.nanmean(auc)),
-        }
+        scores: dict[str, float] = {}
+        per: dict[str, list[float]] = {"val_loss": [], "NSS": [], "CC": [], "AUC-Judd": []}
+        for part, truth in zip(parts, self._val_truth, strict=True):
+            losses, nss, cc, auc = [], [], [], []
+            for i, (fmap, density) in enumerate(truth):
+                x, maps, fix = part.batch([i])
+                pred = self._forward(model, x)
+                losses.append(float(self._loss(pred, maps, fix)))
+                s = map_to_image(pred[0, 0].numpy(), fmap.shape)  # the image's own size
+                nss.append(metrics.nss(s, fmap))
+                cc.append(metrics.cc(s, density))
+                auc.append(metrics.auc_judd(s, fmap, seed=i))
+            row = {"val_loss": float(np.mean(losses)), "NSS": float(np.nanmean(nss)),
+                   "CC": float(np.nanmean(cc)), "AUC-Judd": float(np.nanmean(auc))}  # fmt: skip
+            for k, v in row.items():
+                per[k].append(v)
+                if len(parts) > 1:
+                    scores[f"{part.dataset}/{k}"] = v
+        return {k: float(np.mean(v)) for k, v in per.items()} | scores
 
     def _meta(self, model: MSINet, epoch: int, scores: dict[str, float]) -> WeightsMeta:
         return WeightsMeta.from_config(
             model.config,
             training_size=self.size,
-            dataset=self.config.dataset,
+            dataset=self.dataset_label,
             version=self.config.version,
             description=f"MSI-Net trained by msinet ({self.config.phase} phase)",
             extra={**{k: f"{v:.6g}" for k, v in scores.items()}, "epoch": str(epoch),
@@ -266,39 +287,40 @@ class Trainer:
             if not state_path.is_file():
                 raise FileNotFoundError(f"nothing to resume in {self.out}")
             state = json.loads(state_path.read_text())
-            if state["config"] != asdict(self.config) | {"epochs": state["config"]["epochs"]}:
+            # a field added since the run started takes its default
+            saved = asdict(TrainConfig()) | state["config"]
+            if saved != asdict(self.config) | {"epochs": saved["epochs"]}:
                 raise ValueError("--resume with a different configuration than the run's")
         remove_partials(self.out)  # what a killed write left
         if resume:
             self._publish(state)
+        self.progress = progress
         model, opt = self._model_and_optimizer(state if resume else None)
-        train, train_x, val, val_x = self._inputs(model)
-        n_images = len(self.train_samples)
+        train, val = self._parts(model)
         stale = state.get("stale", 0)
         if self.config.patience and stale >= self.config.patience:
             return state["history"]  # the run had already stopped early
         for epoch in range(state["epoch"] + 1, self.config.epochs + 1):
             for group in opt.param_groups:
-                group["lr"] = self.config.lr * self.config.lr_decay ** (epoch - 1)
+                group["lr"] = (self.config.lr * group["lr_scale"]
+                               * self.config.lr_decay ** (epoch - 1))  # fmt: skip
             model.train()
-            order = self._order(epoch, n_images)
-            batches = [
-                order[i : i + self.config.batch_size]
-                for i in range(0, n_images, self.config.batch_size)
-            ]
+            order = self._order(epoch, train)
+            bs = self.config.batch_size
+            batches = [order[i : i + bs] for i in range(0, len(order), bs)]
             total, start = 0.0, time.perf_counter()
             bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
                        disable=not progress)  # fmt: skip
-            for k, idx in enumerate(bar, start=1):
-                pred = self._forward(model, train_x[idx])
-                loss = self._loss(pred, train.maps[idx], train.fixations[idx])
+            for k, rows in enumerate(bar, start=1):
+                x, maps, fix = self._gather(train, rows)
+                loss = self._loss(self._forward(model, x), maps, fix)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += loss.item()
                 bar.set_postfix(loss=f"{total / k:.4f}")
             scores = {"epoch": epoch, "train_loss": total / len(batches),
-                      "lr": opt.param_groups[0]["lr"], **self.validate(model, val, val_x),
+                      "lr": opt.param_groups[0]["lr"], **self.validate(model, val),
                       "seconds": time.perf_counter() - start}  # fmt: skip
             state["history"].append(scores)
             # This epoch's files under new names (nothing the committed state names is touched),
