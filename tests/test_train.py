@@ -220,7 +220,7 @@ def test_partial_phase_on_two_datasets(tmp_path, osie_root, eyecrowd_root, rando
         raise AssertionError("the cache was rebuilt")
 
     monkeypatch.setattr(msinet.train, "build_part", no_rebuild)
-    train, val = t._parts(model)
+    _, val = t._parts(model)
     x, maps, fix = val[1].batch([0])
     image, _ = preprocess(load_image(val[1].samples[0].image), t.size)
     with torch.no_grad():

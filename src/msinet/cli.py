@@ -465,8 +465,12 @@ def flag_specs(config) -> list[dict]:
     if dataclasses.is_dataclass(config):
         hints = typing.get_type_hints(config)
         return [
-            {"name": f.name, "type": hints[f.name],
-             "default": None if f.default is dataclasses.MISSING else f.default, **f.metadata}
+            {
+                "name": f.name,
+                "type": hints[f.name],
+                "default": None if f.default is dataclasses.MISSING else f.default,
+                **f.metadata,
+            }
             for f in dataclasses.fields(config)
         ]
     return [{"name": k, "type": f.annotation, "default": f.default, "help": f.description}

@@ -20,8 +20,8 @@ class TrainConfig:
     data: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "NAME:DIR, a dataset to train on, repeatable (e.g. --data osie:../shared/data/osie "
-            "--data mit1003:../shared/data/mit1003 --data eyecrowd:../shared/data/eyecrowd)"
+            "help": "NAME:DIR, a dataset to train on, repeatable (e.g. --data "
+            "osie:../shared/data/osie --data mit1003:../shared/data/mit1003)"
         },
     )
     sample_weight: list[str] = field(default_factory=list, metadata={

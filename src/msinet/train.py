@@ -35,7 +35,7 @@ from msinet.model import MSINet, init_weights, normalize_minmax
 from msinet.model_io import init_from_vgg16, load_model, save_model
 from msinet.postprocess import map_to_image
 from msinet.preprocess import SIZE_PRESETS, parse_size
-from msinet.trainset import Part, Source, build_part, cached_part, parse_sources
+from msinet.trainset import Part, build_part, cached_part, parse_sources
 from msinet.weights import WeightsMeta
 
 PHASES = ("head", "partial", "full")
@@ -176,9 +176,10 @@ class Trainer:
                                   flips, [s.name for s in samples])  # fmt: skip
                 folder = self.cache / f"{src.name}-{which}-{self.config.phase}-{key}"
 
-                def build(folder=folder, samples=samples, flips=flips, which=which):
-                    return build_part(folder, samples, self.size, ds.sigma, flips, frozen, dtype,
-                                      f"cache {src.name} {which}", progress=self.progress)  # fmt: skip
+                def build(folder=folder, samples=samples, flips=flips, label=f"{src.name} {which}",
+                          sigma=ds.sigma):  # fmt: skip
+                    return build_part(folder, samples, self.size, sigma, flips, frozen, dtype,
+                                      f"cache {label}", progress=self.progress)  # fmt: skip
 
                 arrays = cached_part(folder, build)
                 part = Part(src.name, samples, ds.eval_sigma, flips=flips, **arrays)

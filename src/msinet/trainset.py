@@ -148,15 +148,10 @@ def build_part(
     h, w = size
     with torch.no_grad():
         probe = frozen(torch.zeros(1, 3, h, w))
-    files = {
-        "inputs": np.lib.format.open_memmap(
-            tmp / "inputs.npy", "w+", dtype, (rows, *probe.shape[1:])
-        ),  # fmt: skip
-        "maps": np.lib.format.open_memmap(tmp / "maps.npy", "w+", np.float16, (rows, 1, h, w)),
-        "fixations": np.lib.format.open_memmap(
-            tmp / "fixations.npy", "w+", np.bool_, (rows, 1, h, w)
-        ),  # fmt: skip
-    }
+    shapes = {"inputs": (dtype, (rows, *probe.shape[1:])), "maps": (np.float16, (rows, 1, h, w)),
+              "fixations": (np.bool_, (rows, 1, h, w))}  # fmt: skip
+    files = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dt, shape)
+             for name, (dt, shape) in shapes.items()}  # fmt: skip
     for start in tqdm(range(0, len(samples), batch), desc=desc, unit="batch", leave=False,
                       disable=not progress):  # fmt: skip
         images, maps, fixated = [], [], []
