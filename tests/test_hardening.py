@@ -32,7 +32,7 @@ def infer_body(name, shape, data, datatype="FP32") -> dict:
 ])  # fmt: skip
 def test_v2_is_validated_before_allocating(client, body, status, words):
     r = client.post(INFER, json=body)
-    assert r.status_code == status and words in r.json()["error"]["message"], r.text
+    assert r.status_code == status and words in r.json()["error"], r.text  # the protocol's body
 
 
 def test_oversized_bodies_are_refused_before_reading(random_engine):
@@ -40,7 +40,7 @@ def test_oversized_bodies_are_refused_before_reading(random_engine):
     with TestClient(create_app(settings, engine=random_engine)) as c:
         big = json.dumps(infer_body("images", [1, 3, 64, 64], [1.0] * 12288)).encode()
         r = c.post(INFER, content=big, headers={"content-type": "application/json"})
-        assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+        assert r.status_code == 413 and "limit" in r.json()["error"]
 
         def chunks():  # no Content-Length: counted while it streams
             for _ in range(8):
@@ -89,7 +89,7 @@ def test_an_internal_error_is_a_json_500_and_the_server_keeps_serving(random_eng
     with TestClient(app, raise_server_exceptions=False) as c:
         x = np.full((1, 3, 64, 96), 100.0).ravel().tolist()
         r = c.post(INFER, json=infer_body("images", [1, 3, 64, 96], x))
-        assert r.status_code == 500 and "MemoryError" in r.json()["error"]["message"]
+        assert r.status_code == 500 and "MemoryError" in r.json()["error"]
         assert c.get("/healthz").status_code == 200
         files = {"image": ("a.jpg", osie_images[0].read_bytes(), "image/jpeg")}
         assert c.post("/v1/saliency", files=files).status_code == 200

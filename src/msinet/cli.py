@@ -307,40 +307,63 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         source_hash,
         store,
     )
-    from msinet.data import open_dataset
     from msinet.pipeline import load, resolve
     from msinet.weights import WeightsError
 
     try:
-        dataset = open_dataset(args.dataset, args.root)
-        train = dataset.samples("train")[: args.limit]
-        held_out = dataset.samples(args.split)
-        if not train or not held_out:
-            return fail(f"{dataset.name}: the train or {args.split} split is empty")
+        datasets = opened(args)
+        train, held_out, parts = [], [], []
+        for dataset in datasets:
+            fit_on = dataset.samples("train")[: args.limit]
+            checked = dataset.samples(args.split)
+            if not fit_on or not checked:
+                return fail(f"{dataset.name}: the train or {args.split} split is empty")
+            train += fit_on
+            held_out.append(checked)
+            parts.append(f"{dataset.name} {fit_on[0].name}-{fit_on[-1].name} ({len(fit_on)} "
+                         "images)")  # fmt: skip
         engine, weights = resolve(args.weights, args.engine)
         pipeline = load(weights, engine=engine, size=args.size, threads=args.threads)
         source = source_hash(weights)
         for path in args.write:  # refuse before the long fit, not after it
             if source_hash(path) != source:
                 return fail(f"{path} holds other weights than {weights}")
-        fitted_on = f"{dataset.name} {train[0].name}-{train[-1].name} ({len(train)} images)"
-        cal = calibrate(pipeline, train, fitted_on, progress=not args.quiet)
-        val_maps = model_maps(pipeline, held_out, f"maps ({args.split})", not args.quiet)
-        report = check(val_maps, held_out, cal)
-        if args.figure:
-            render_figure(val_maps, held_out, cal, args.figure)
+        cal = calibrate(pipeline, train, " + ".join(parts), progress=not args.quiet)
+        reports = []
+        for dataset, checked in zip(datasets, held_out, strict=True):
+            val_maps = model_maps(pipeline, checked, f"maps ({dataset.name} {args.split})",
+                                  not args.quiet)  # fmt: skip
+            reports.append((dataset.name, check(val_maps, checked, cal)))
+            if args.figure and dataset is datasets[0]:
+                render_figure(val_maps, checked, cal, args.figure)
         for path in args.write:
             store(path, cal, source)
     except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
         return fail(str(e))
     print(json.dumps(asdict(cal), indent=2))
-    print(report.table(f"{dataset.name} {args.split}"))
+    for name, report in reports:
+        print(report.table(f"{name} {args.split}"))
     if args.json:
-        both = {"calibration": asdict(cal), "check": asdict(report)}
+        both = {"calibration": asdict(cal),
+                "check": {name: asdict(report) for name, report in reports}}  # fmt: skip
         Path(args.json).write_text(json.dumps(both, indent=2))
     for path in args.write:
         print(f"stored in {path}", file=sys.stderr)
     return 0
+
+
+def opened(args: argparse.Namespace) -> list:
+    """The datasets of `--data NAME:DIR ...`, or the one of `--dataset NAME --root DIR`."""
+    from msinet.data import open_dataset
+    from msinet.trainset import parse_sources
+
+    if args.data and args.root:
+        raise ValueError("give --data NAME:DIR (repeatable) or --dataset/--root, not both")
+    if not args.data and not args.root:
+        raise ValueError("say which data: --data NAME:DIR (repeatable) or --root DIR")
+    sources = parse_sources(args.data, []) if args.data else None
+    pairs = [(s.name, s.root) for s in sources] if sources else [(args.dataset, args.root)]
+    return [open_dataset(name, root) for name, root in pairs]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -522,6 +545,8 @@ class Defaults(argparse.HelpFormatter):
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", Defaults)
+        # no abbreviations: `--api-key VALUE` must not pass for `--api-key-env VALUE`
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
 
@@ -711,7 +736,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the map -> fixation density calibration "
                        "(docs/metrics.md)")  # fmt: skip
     p.add_argument("--dataset", default="osie", choices=DATASETS)
-    p.add_argument("--root", required=True, help="the dataset's folder (official layout)")
+    p.add_argument("--root", help="the dataset's folder (official layout)")
+    p.add_argument("--data", action="append", default=[], metavar="NAME:DIR",
+                   help="fit on the training splits of several datasets at once, repeatable "
+                   "(instead of --dataset/--root); checked on each one's --split")  # fmt: skip
     p.add_argument("--split", default="val", help="held-out split the calibration is checked on")
     p.add_argument("--limit", type=positive_int, help="fit on the first N training images only")
     p.add_argument("--write", action="append", default=[], metavar="FILE",

@@ -14,6 +14,7 @@ import numpy as np
 
 Box = tuple[int, int, int, int]
 
+MAX_ASPECT = 20  # aspects from 1:20 to 20:1 (a banner, a skyscraper ad); beyond, a line
 # Sums within this relative distance of the best count as ties (float rounding of the table).
 TIE = 1e-9
 
@@ -23,8 +24,11 @@ def parse_aspect(spec: str) -> tuple[int, int]:
     w, sep, h = spec.partition(":")
     if not sep or not (w.strip().isdigit() and h.strip().isdigit()) or not int(w) or not int(h):
         raise ValueError(f"aspect must be W:H, two positive whole numbers (16:9), not {spec!r}")
-    g = math.gcd(int(w), int(h))
-    return int(w) // g, int(h) // g
+    w, h = int(w), int(h)
+    if not 1 / MAX_ASPECT <= w / h <= MAX_ASPECT:
+        raise ValueError(f"aspect {spec!r} is outside 1:{MAX_ASPECT}..{MAX_ASPECT}:1")
+    g = math.gcd(w, h)
+    return w // g, h // g
 
 
 def largest_size(width: int, height: int, aspect: tuple[int, int]) -> tuple[int, int]:

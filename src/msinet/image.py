@@ -89,7 +89,8 @@ def load_image(
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLarge(f"{prefix}{e}") from e
+        # Pillow refuses before the size is known; the limit that counts is msinet's
+        raise ImageTooLarge(f"{prefix}image exceeds the limit of {max_pixels} pixels") from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{prefix}not an image (unrecognised format)") from e
     except ImageError:

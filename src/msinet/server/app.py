@@ -14,9 +14,9 @@ from starlette.requests import ClientDisconnect
 
 from msinet import __version__
 from msinet.engine import Engine
-from msinet.server.errors import CLIENT_CLOSED, error_body
+from msinet.server.errors import CLIENT_CLOSED, error_for
 from msinet.server.guard import RequestGuard
-from msinet.server.observability import Metrics, MetricsMiddleware
+from msinet.server.observability import Metrics, MetricsMiddleware, redact_secrets_in_logs
 from msinet.server.service import SaliencyService, ServiceError
 from msinet.server.settings import Settings
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     settings = settings or Settings()
     settings.api_key  # noqa: B018 - fail fast on an unset key variable
+    redact_secrets_in_logs()
     metrics = Metrics()
     service = SaliencyService(settings, metrics, engine)
 
@@ -55,32 +56,34 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, e: ServiceError):
-        return JSONResponse(error_body(e.status, e.message), e.status, headers=e.headers)
+        return JSONResponse(error_for(request.url.path, e.status, e.message), e.status,
+                            headers=e.headers)  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
         """404, 405 and the like in the same error body as every other status."""
-        return JSONResponse(error_body(e.status_code, str(e.detail)), e.status_code,
-                            headers=getattr(e, "headers", None))  # fmt: skip
+        return JSONResponse(error_for(request.url.path, e.status_code, str(e.detail)),
+                            e.status_code, headers=getattr(e, "headers", None))  # fmt: skip
 
     @app.exception_handler(ClientDisconnect)
     async def client_left(request: Request, e: ClientDisconnect):
         """The client closed the connection before its request was read: nobody gets this
         answer, but the metrics and the access log count it as such (nginx's 499), not as a
         server error."""
-        return JSONResponse(error_body(CLIENT_CLOSED, "client closed the connection"),
-                            CLIENT_CLOSED)  # fmt: skip
+        return JSONResponse(error_for(request.url.path, CLIENT_CLOSED,
+                                      "client closed the connection"), CLIENT_CLOSED)  # fmt: skip
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, e: Exception):
         """A bug or an exhausted resource still answers in the documented shape, in one line."""
-        return JSONResponse(error_body(500, f"internal error: {type(e).__name__}: {e}"[:300]), 500)
+        message = f"internal error: {type(e).__name__}: {e}"[:300]
+        return JSONResponse(error_for(request.url.path, 500, message), 500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):
         details = [{"loc": list(x.get("loc", [])), "msg": x.get("msg")} for x in e.errors()]
         msg = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
-        return JSONResponse(error_body(422, msg, details=details), 422)
+        return JSONResponse(error_for(request.url.path, 422, msg, details=details), 422)
 
     for router in (saliency.router, crop.router, stream.router, v2.router, health.router,
                    page.router):  # fmt: skip

@@ -14,6 +14,14 @@ def error_body(status: int, message: str, **extra) -> dict:
     return {"error": {"status": status, "message": message, **extra}}
 
 
+def error_for(path: str, status: int, message: str, **extra) -> dict:
+    """The error body of the route: the Open Inference Protocol's own (`{"error": "<message>"}`,
+    what its clients print) under /v2/, msinet's everywhere else."""
+    if path.startswith("/v2/"):
+        return {"error": message}
+    return error_body(status, message, **extra)
+
+
 def error_bytes(status: int, message: str) -> bytes:
     return json.dumps(error_body(status, message)).encode()
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 
-from msinet.server.errors import error_bytes
+from msinet.server.errors import error_for
 
 
-def _error(status: int, message: str, headers: list[tuple[bytes, bytes]] = ()):
-    body = error_bytes(status, message)
+def _error(status: int, message: str, headers: list[tuple[bytes, bytes]] = (), path: str = ""):
+    body = json.dumps(error_for(path, status, message)).encode()
     start = {"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         *headers]}  # fmt: skip
@@ -69,20 +70,20 @@ class RequestGuard:
         if len(scope["headers"]) > self.max_headers:
             for message in _error(431, f"{len(scope['headers'])} request header fields, over "
                                        f"the limit of {self.max_headers}",
-                                  [(b"connection", b"close")]):  # fmt: skip
+                                  [(b"connection", b"close")], scope["path"]):  # fmt: skip
                 await send(message)
             return None
         headers = dict(scope["headers"])
         limit = self.batch_body if scope["path"].endswith(":batch") else self.default_body
         if not self.authorized(scope, headers.get(b"x-api-key", b"")):
-            for message in _error(401, "missing or wrong X-API-Key",
-                                  [(b"www-authenticate", b"X-API-Key")]):  # fmt: skip
+            key_header = [(b"www-authenticate", b"X-API-Key")]
+            for message in _error(401, "missing or wrong X-API-Key", key_header, scope["path"]):
                 await send(message)
             return None
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             for message in _error(413, f"request body of {int(declared)} bytes is over the "
-                                       f"{limit}-byte limit"):  # fmt: skip
+                                       f"{limit}-byte limit", path=scope["path"]):  # fmt: skip
                 await send(message)
             return None
         seen, complete, refusal = 0, False, None
@@ -97,13 +98,14 @@ class RequestGuard:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:  # stop reading: the app sees the body end here
                 refusal = _error(408, f"request body not complete within {self.body_timeout:g} s",
-                                 [(b"connection", b"close")])  # fmt: skip
+                                 [(b"connection", b"close")], scope["path"])  # fmt: skip
                 return end
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
                 if seen > limit:  # stop reading: the app sees the body end here
-                    refusal = _error(413, f"request body is over the {limit}-byte limit")
+                    refusal = _error(413, f"request body is over the {limit}-byte limit",
+                                     path=scope["path"])  # fmt: skip
                     return end
             return message
 

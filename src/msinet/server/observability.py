@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -67,6 +69,25 @@ class Metrics:
             self.queue_depth.set(queue_depth)
 
 
+def route_label(scope) -> str:
+    """A label from a closed set, whatever path is asked for: the matched route's template;
+    a plain route's own path (/docs, /openapi.json, which set no "route"); one label per mount
+    (static files); `other` for everything else (404s)."""
+    from starlette.routing import Mount
+
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        return route
+    path = scope["path"]
+    for r in getattr(scope.get("app"), "routes", ()):
+        if isinstance(r, Mount):
+            if path.startswith(r.path.rstrip("/") + "/"):
+                return r.path.rstrip("/") + "/{path}"
+        elif getattr(r, "path", None) == path:
+            return path
+    return "other"
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by route template, method and status.
 
@@ -90,9 +111,33 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            if route is None:  # plain Starlette routes (/docs, /openapi.json) set no "route"
-                route = scope["path"] if "endpoint" in scope else "unmatched"
-            labels = (route, scope["method"], str(status))
+            labels = (route_label(scope), scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+
+# `?key=...` (the web page's WebSocket key) and the like, in any logged URL.
+SECRET_QUERY = re.compile(r"([?&](?:key|api[-_]?key|token|access_token)=)[^&\s\"']*", re.I)
+
+
+def redact(text: str) -> str:
+    return SECRET_QUERY.sub(r"\1[redacted]", text)
+
+
+class RedactSecrets(logging.Filter):
+    """No secret reaches a log line: query keys in uvicorn's access and WebSocket lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_secrets_in_logs() -> None:
+    """On the loggers uvicorn writes requests to (once per process)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())

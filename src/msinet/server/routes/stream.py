@@ -24,8 +24,14 @@ async def stream(ws: WebSocket) -> None:
     await ws.accept()
     try:
         while True:
-            data = await ws.receive_bytes()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
             try:
+                if data is None:  # a text frame: answered, and the stream goes on
+                    raise ServiceError(415, "send each frame as a binary message holding an "
+                                       "encoded image, not as text")  # fmt: skip
                 if len(data) > limit:
                     raise ServiceError(413, f"frame of {len(data)} bytes is over the "
                                        f"{limit}-byte limit")  # fmt: skip

@@ -78,22 +78,34 @@ async def model_ready(request: Request, name: str) -> JSONResponse:
     return JSONResponse({"name": name, "ready": ok}, 200 if ok else 503)
 
 
+KINDS = {"UINT8": ("iu", "integers"), "FP32": ("iuf", "numbers")}  # numpy kinds the JSON may hold
+
+
 def _array(inp: InferInput, dtype, max_pixels: int) -> np.ndarray:
-    """The input as an array, every check made before anything is allocated: the shape's size
-    (exact integers, no overflow) against the data and the pixel limit, then numbers in 0..255
-    (the model's input range; 1e38 would overflow FP32)."""
+    """The input as an array, every check made before anything large is allocated: the shape's
+    size (exact integers, no overflow) against the pixel limit, then the data: flat or nested
+    as the shape, of the datatype's JSON type (UINT8 integers, FP32 numbers; never strings or
+    booleans), within 0..255 (the model's input range; 1e38 would overflow FP32)."""
     if any(d < 1 for d in inp.shape):
         raise ServiceError(422, f"input {inp.name}: every dimension must be >= 1, got {inp.shape}")
     n = math.prod(inp.shape)
     if n > 3 * max_pixels:
         raise ServiceError(413, f"input {inp.name}: shape {inp.shape} exceeds the pixel limit")
-    if n != len(inp.data):
+    nested = bool(inp.data) and isinstance(inp.data[0], list)
+    if not nested and n != len(inp.data):
         raise ServiceError(422, f"input {inp.name}: shape {inp.shape} does not match "
                            f"{len(inp.data)} data elements")  # fmt: skip
+    kinds, what = KINDS[inp.datatype]
     try:
-        a = np.asarray(inp.data, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ServiceError(422, f"input {inp.name}: data must be numbers") from e
+        a = np.asarray(inp.data)
+    except (TypeError, ValueError, OverflowError):
+        a = None
+    if a is None or a.dtype == object or a.shape not in ((n,), tuple(inp.shape)):
+        raise ServiceError(422, f"input {inp.name}: data must be {n} {what}, flat or nested as "
+                           f"the shape {inp.shape}")  # fmt: skip
+    items = np.asarray(inp.data, dtype=object).ravel() if nested else inp.data
+    if a.dtype.kind not in kinds or bool in set(map(type, items)):  # numpy reads True as 1
+        raise ServiceError(422, f"input {inp.name}: {inp.datatype} data must be {what}")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
         raise ServiceError(422, f"input {inp.name}: values must be finite and within 0..255")
     return a.reshape(inp.shape).astype(dtype)

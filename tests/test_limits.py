@@ -1,0 +1,114 @@
+"""Issue 28: every route keeps the service's limits and answers malformed input with a 4xx in
+its protocol's error body; no secret in a log line; metric labels from a closed set."""
+
+import logging
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from msinet.server.app import create_app
+from msinet.server.settings import Settings
+
+INFER = "/v2/models/msinet/infer"
+
+
+@pytest.fixture(scope="module")
+def client(random_engine):
+    with TestClient(create_app(Settings(max_queue=8), engine=random_engine)) as c:
+        yield c
+
+
+def body(shape, data, datatype="UINT8", name="image") -> dict:
+    return {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
+
+
+@pytest.mark.parametrize("request_body, words", [
+    (body([1, 1, 3], [[1, 2, 3], [1, 2, 3], [1, 2, 3]]), "flat or nested"),
+    (body([1, 1, 3], [[1, 2], [3, 4], [5, 6]]), "flat or nested"),
+    (body([1, 1, 3], [1, 2, 10**400]), "flat or nested"),
+    (body([1, 1, 3], [1, 2, 3.7]), "UINT8 data must be integers"),
+    (body([1, 1, 3], [1, 2, "5"]), "must be integers"),
+    (body([1, 1, 3], [1, 2, True]), "must be integers"),
+    (body([1, 3, 8, 8], ["1"] * 192, "FP32", "images"), "FP32 data must be numbers"),
+    (body([1, 3, 8, 8], [False] * 192, "FP32", "images"), "must be numbers"),
+])  # fmt: skip
+def test_malformed_v2_data_is_a_422_in_the_protocols_error_body(client, request_body, words):
+    r = client.post(INFER, json=request_body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert isinstance(error, str) and words in error  # {"error": "<message>"}
+
+
+def test_v2_takes_nested_data_and_answers_errors_in_its_shape(client):
+    flat = client.post(INFER, json=body([2, 2, 3], list(range(12)))).json()
+    rows = [[[0, 1, 2], [3, 4, 5]], [[6, 7, 8], [9, 10, 11]]]
+    nested = client.post(INFER, json=body([2, 2, 3], rows)).json()
+    assert flat["outputs"][0]["data"] == nested["outputs"][0]["data"]
+    assert client.get("/v2/models/other").json() == {"error": "unknown model 'other'"}
+    assert isinstance(client.post(INFER, json={"inputs": []}).json()["error"], str)
+    # the other routes keep msinet's error body
+    assert client.get("/nope").json()["error"]["status"] == 404
+
+
+def test_a_text_frame_on_the_stream_is_answered_and_the_stream_goes_on(client, osie_images):
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text("hello")
+        answer = ws.receive_json()
+        assert answer["error"]["status"] == 415 and "binary" in answer["error"]["message"]
+        ws.send_bytes(osie_images[0].read_bytes())
+        png = ws.receive_bytes()
+        assert png.startswith(b"\x89PNG")
+
+
+def test_no_api_key_in_log_lines(random_engine, caplog):
+    create_app(Settings(), engine=random_engine)
+    with (
+        caplog.at_level(logging.INFO, logger="uvicorn.error"),
+        caplog.at_level(logging.INFO, logger="uvicorn.access"),
+    ):
+        logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5",
+                                                "/v1/stream?key=s3cret&x=1")  # fmt: skip
+        access = logging.getLogger("uvicorn.access")
+        access.info('%s - "%s %s HTTP/%s" %d', "::1", "GET", "/v1/x?api_key=s3cret", "1.1", 200)
+    text = caplog.text
+    assert "s3cret" not in text and "key=[redacted]&x=1" in text and "api_key=[redacted]" in text
+
+
+def test_metric_labels_are_a_closed_set(client):
+    for k in range(30):
+        client.get(f"/static-offline-docs/nothing-{k}.js")
+        client.get(f"/random/{k}")
+    text = client.get("/metrics").text
+    assert "nothing-" not in text and "/random/" not in text
+    assert 'route="/static-offline-docs/{path}"' in text and 'route="other"' in text
+
+
+def test_cli_takes_no_abbreviated_flags(capsys):
+    from msinet.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--api-key", "VALUE"])
+    assert e.value.code == 2 and "unrecognized arguments: --api-key" in capsys.readouterr().err
+
+
+def test_the_pixel_limit_named_is_msinets(tmp_path):
+    from msinet.image import ImageTooLarge, load_image
+
+    path = tmp_path / "huge.png"
+    Image.new("1", (14000, 14000)).save(path)  # 196 M pixels: past Pillow's own bomb limit
+    with pytest.raises(ImageTooLarge, match="limit of 40000 pixels"):
+        load_image(path, max_pixels=40_000)
+
+
+@pytest.mark.parametrize("spec", ["99999999999999999999:1", "21:1", "1:21"])
+def test_aspects_are_bounded(spec, client, osie_images):
+    from msinet.crop import parse_aspect
+
+    with pytest.raises(ValueError, match="outside 1:20..20:1"):
+        parse_aspect(spec)
+    r = client.post(f"/v1/crop?aspect={spec}", files={"image": ("a.jpg",
+                    osie_images[0].read_bytes(), "image/jpeg")})  # fmt: skip
+    assert r.status_code == 422 and "1:20..20:1" in r.json()["error"]["message"]
+    assert parse_aspect("20:1") == (20, 1) and np.isclose(*[1, 1])
