@@ -112,3 +112,20 @@ def test_aspects_are_bounded(spec, client, osie_images):
                     osie_images[0].read_bytes(), "image/jpeg")})  # fmt: skip
     assert r.status_code == 422 and "1:20..20:1" in r.json()["error"]["message"]
     assert parse_aspect("20:1") == (20, 1) and np.isclose(*[1, 1])
+
+
+def test_streams_have_their_own_cap_and_close_when_idle(random_engine):
+    from starlette.websockets import WebSocketDisconnect
+
+    settings = Settings(max_streams=2, stream_idle_s=0.5)
+    with TestClient(create_app(settings, engine=random_engine)) as c:
+        with c.websocket_connect("/v1/stream"), c.websocket_connect("/v1/stream"):
+            with pytest.raises(WebSocketDisconnect) as refused, c.websocket_connect("/v1/stream"):
+                pass
+            assert refused.value.code == 1013 and "limit of 2 streams" in refused.value.reason
+            assert c.get("/healthz").status_code == 200
+        with c.websocket_connect("/v1/stream") as ws:  # the slots came back
+            with pytest.raises(WebSocketDisconnect) as idle:
+                ws.receive_bytes()  # nothing sent: closed after 0.5 s
+            assert idle.value.code == 1000 and "no frame" in idle.value.reason
+    assert Settings(max_connections=100, max_streams=64).stream_cap == 25

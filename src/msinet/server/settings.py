@@ -43,6 +43,13 @@ class Settings(BaseSettings):
                                      "503")  # fmt: skip
     max_connections: int = Field(512, ge=1, description="open connections; beyond, the one "
                                  "idle the longest is closed, or 503 if all are busy")  # fmt: skip
+    # A WebSocket holds its connection for as long as it is open and is never idle in the HTTP
+    # sense: streams get a share of the connections and close when idle, so they cannot starve
+    # HTTP (/healthz included).
+    max_streams: int = Field(64, ge=1, description="open /v1/stream WebSockets; beyond, the "
+                             "handshake is refused (HTTP 403)")  # fmt: skip
+    stream_idle_s: float = Field(30.0, gt=0, description="a /v1/stream WebSocket with no frame "
+                                 "for this long is closed")  # fmt: skip
     header_timeout_s: float = Field(10.0, gt=0, description="request headers must arrive "
                                     "within this; beyond: 408")  # fmt: skip
     body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within "
@@ -70,6 +77,11 @@ class Settings(BaseSettings):
         if not key:
             raise ValueError(f"--api-key-env {self.api_key_env} names an unset variable")
         return key
+
+    @property
+    def stream_cap(self) -> int:
+        """Streams never hold more than a quarter of the connections."""
+        return max(1, min(self.max_streams, self.max_connections // 4))
 
     @property
     def max_upload_bytes(self) -> int:
