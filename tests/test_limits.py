@@ -129,3 +129,48 @@ def test_streams_have_their_own_cap_and_close_when_idle(random_engine):
                 ws.receive_bytes()  # nothing sent: closed after 0.5 s
             assert idle.value.code == 1000 and "no frame" in idle.value.reason
     assert Settings(max_connections=100, max_streams=64).stream_cap == 25
+
+
+def linear_crop_box(saliency, aspect, min_scale, keep):
+    """The scan the binary search replaced: every size from the largest down, until one holds
+    less than `keep` of the largest's best."""
+    from msinet.crop import best_box, sizes, summed_area
+
+    table = summed_area(saliency)
+    candidates = sizes(saliency.shape[1], saliency.shape[0], aspect, min_scale)
+    box, most = best_box(table, *candidates[0])
+    for w, h in candidates[1:]:
+        smaller, held = best_box(table, w, h)
+        if held < keep * most:
+            break
+        box = smaller
+    return box
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bounded_crop_search_equals_the_exhaustive_one(seed):
+    from scipy.ndimage import gaussian_filter
+
+    from msinet.crop import crop_box
+
+    rng = np.random.default_rng(seed)
+    m = gaussian_filter(rng.random((90 + 7 * seed, 120 - 5 * seed)), 2 + seed)
+    for aspect in ((1, 1), (16, 9), (9, 16), (4, 5)):
+        for min_scale, keep in ((1.0, 0.95), (0.2, 0.9), (0.01, 0.5), (0.05, 0.999), (0.3, 0.01)):
+            assert crop_box(m, aspect, min_scale, keep) == linear_crop_box(m, aspect, min_scale,
+                                                                           keep)  # fmt: skip
+
+
+def test_the_crop_search_is_bounded_and_stops_at_its_deadline(monkeypatch):
+    import time
+
+    import msinet.crop as crop
+
+    passes = []
+    real = crop.best_box
+    monkeypatch.setattr(crop, "best_box", lambda *a: passes.append(1) or real(*a))
+    m = np.random.default_rng(0).random((1600, 1600))
+    crop.crop_box(m, (1, 1), min_scale=0.001, keep=0.001)
+    assert len(passes) <= 12  # 1600 sizes: log2 passes, not 1600
+    with pytest.raises(crop.CropTimeout):
+        crop.crop_box(m, (1, 1), 0.001, 0.001, deadline=time.perf_counter() - 1)

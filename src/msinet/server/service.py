@@ -274,7 +274,8 @@ class SaliencyService:
                    ) -> tuple[dict | bytes, str]:  # fmt: skip
         """Boxes, focus and regions of one image (JSON), or the crop itself for one aspect."""
         needs_image = req.format != "json"
-        finish = lambda image, m, g: self._crop(image, m, g, req)  # noqa: E731
+        deadline = ticket.deadline if ticket else None
+        finish = lambda image, m, g: self._crop(image, m, g, req, deadline)  # noqa: E731
         answer, _, _ = await self._through_model(data, ticket, finish, needs_image)
         return answer
 
@@ -296,12 +297,19 @@ class SaliencyService:
         return answer, geometry, timing
 
     def _crop(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
-              req: CropRequest):  # fmt: skip
-        from msinet.crop import crop_image, plan
+              req: CropRequest, deadline: float | None = None):  # fmt: skip
+        from msinet.crop import CropTimeout, crop_image, plan
         from msinet.postprocess import encode_jpeg, encode_png
 
         saliency = self.pipeline.map_back(m, geometry)
-        out = plan(saliency, req.aspects, req.min_scale, req.keep, req.regions)
+        try:
+            out = plan(saliency, req.aspects, req.min_scale, req.keep, req.regions, deadline)
+        except CropTimeout:
+            raise ServiceError(
+                504,
+                "the crop search did not finish within the request "
+                f"timeout of {self.settings.request_timeout_s:g} s",
+            ) from None
         if req.format == "json":
             return out, "application/json"
         (spec,) = req.aspects
