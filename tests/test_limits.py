@@ -174,3 +174,11 @@ def test_the_crop_search_is_bounded_and_stops_at_its_deadline(monkeypatch):
     assert len(passes) <= 12  # 1600 sizes: log2 passes, not 1600
     with pytest.raises(crop.CropTimeout):
         crop.crop_box(m, (1, 1), 0.001, 0.001, deadline=time.perf_counter() - 1)
+
+
+def test_preprocessed_v2_tensors_have_a_model_size_limit(client):
+    shape = [1, 3, 2048, 1280]  # +1.46 GB and 14 s before; refused before the data is read
+    r = client.post(INFER, json=body(shape, [0.0] * 3, "FP32", "images"))
+    assert r.status_code == 413 and "limit of 307200 pixels" in r.json()["error"]
+    ok = client.post(INFER, json=body([1, 3, 480, 640], [0.0] * 3 * 480 * 640, "FP32", "images"))
+    assert ok.status_code == 200 and ok.json()["outputs"][0]["shape"] == [1, 480, 640]

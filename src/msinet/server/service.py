@@ -214,7 +214,12 @@ class SaliencyService:
         """Memory bound: the images in flight may declare `max_inflight_pixels` in all (their
         decoded arrays and full-size maps scale with it); beyond, 503 at once, before decoding.
         An image alone is always taken (`max_pixels` caps it)."""
-        n = declared_pixels(data)
+        with self.hold_count(declared_pixels(data)):
+            yield
+
+    @contextlib.contextmanager
+    def hold_count(self, n: int):
+        """The memory bound for `n` pixels known without a header (v2 tensors)."""
         budget = self.settings.max_inflight_pixels
         if self.pixels and self.pixels + n > budget:
             self.metrics.rejected.labels("memory").inc()

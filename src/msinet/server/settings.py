@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(30.0, gt=0, description="per request; beyond: 504")
     max_upload_mb: float = Field(20.0, gt=0, description="request body; beyond: 413")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="image pixels; beyond: 413")
+    # A preprocessed v2 tensor runs the model at its own size, and the model holds ~0.5 KB per
+    # input pixel (1.4 GB at 2048x1280): its own, much smaller limit.
+    max_model_pixels: int = Field(640 * 480, ge=64, description="H x W of one preprocessed v2 "
+                                  "`images` tensor; beyond: 413")  # fmt: skip
     max_inflight_pixels: int = Field(64_000_000, ge=1, description="pixels of all images in "
                                      "flight, which bounds memory (docs/serving.md); beyond: "
                                      "503")  # fmt: skip

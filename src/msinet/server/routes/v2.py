@@ -121,7 +121,7 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
         if inp.datatype != "UINT8" or len(inp.shape) != 3 or inp.shape[2] != 3:
             raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
         a = _array(inp, np.float64, max_pixels)
-        with service.admit(1) as ticket:
+        with service.admit(1) as ticket, service.hold_count(inp.shape[0] * inp.shape[1]):
             m, geometry, _ = await service.predict_map(a.astype(np.uint8), ticket)
         out = service.pipeline.map_back(m, geometry)
     else:
@@ -129,12 +129,17 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
             raise ServiceError(422, "input images must be FP32 with shape [B, 3, H, W]")
         if inp.shape[2] % 8 or inp.shape[3] % 8:
             raise ServiceError(422, "input images: H and W must be multiples of 8")
-        queue = settings_of(request).max_queue
-        if inp.shape[0] > queue:
+        settings = settings_of(request)
+        if inp.shape[0] > settings.max_queue:
             raise ServiceError(413, f"input images: a batch of {inp.shape[0]} is more than "
-                               f"the server queues at once ({queue})")  # fmt: skip
+                               f"the server queues at once ({settings.max_queue})")  # fmt: skip
+        h, w = inp.shape[2:]
+        if h * w > settings.max_model_pixels:
+            raise ServiceError(413, f"input images: {h}x{w} is over the limit of "
+                               f"{settings.max_model_pixels} pixels for a preprocessed image "
+                               "(send `image` for any size)")  # fmt: skip
         a = _array(inp, np.float32, max_pixels)
-        with service.admit(len(a)) as ticket:  # (3, H, W) each
+        with service.admit(len(a)) as ticket, service.hold_count(len(a) * h * w):
             results = await asyncio.gather(*(service.run_model(x, ticket) for x in a))
         out = np.stack([m for m, _ in results])
     return {
