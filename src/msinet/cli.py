@@ -46,15 +46,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
             check_density(pipeline.engine.meta, args.weights or "the shipped model")
     except (ValueError, WeightsError) as e:
         return fail(str(e))
-    from msinet.outputs import output_names, write_map_files
+    from msinet.files import protect
+    from msinet.outputs import clear_of_inputs, map_files, output_names, write_map_files
     from msinet.video import is_video
 
     videos = [Path(a) for a in args.inputs if is_video(a) and Path(a).is_file()]
     files, problems = find_images([a for a in args.inputs if Path(a) not in videos])
     failures = [f"{spec}: {reason}" for spec, reason in problems]
-    unique = output_names([*files, *videos])
-    names = {f: unique[str(f)] for f in [*files, *videos]}
     outdir = Path(args.output)
+    video_keys = {str(v) for v in videos}
+
+    def files_of(key: str, stem: Path) -> list[Path]:
+        if key in video_keys:
+            return [stem.with_name(stem.name + ".mp4"), stem.with_name(stem.name + "_overlay.mp4")]
+        return map_files(stem, args.format, args.overlay)
+
+    unique = clear_of_inputs(output_names([*files, *videos]), outdir, files_of)
+    names = {f: unique[str(f)] for f in [*files, *videos]}
+    protect([*files, *videos])
     outdir.mkdir(parents=True, exist_ok=True)  # an unusable folder: one line, from main()
     if not os.access(outdir, os.W_OK | os.X_OK):
         return fail(f"cannot write to the output folder {outdir}: permission denied")
@@ -121,8 +130,8 @@ def cmd_crop(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from msinet.crop import crop_image, parse_aspect, plan
-    from msinet.files import write_bytes_whole, written_whole
-    from msinet.outputs import output_names
+    from msinet.files import protect, write_bytes_whole, written_whole
+    from msinet.outputs import clear_of_inputs, output_names
     from msinet.pipeline import load
     from msinet.postprocess import encode_jpeg
     from msinet.weights import WeightsError
@@ -136,10 +145,15 @@ def cmd_crop(args: argparse.Namespace) -> int:
         return fail(str(e))
     files, problems = find_images(args.inputs)
     failures = [f"{spec}: {reason}" for spec, reason in problems]
-    unique = output_names(files)
+    outdir = Path(args.output)
+
+    def files_of(key: str, stem: Path) -> list[Path]:
+        return [stem.with_name(f"{stem.name}_{a}x{b}.jpg") for a, b in aspects.values()]
+
+    unique = clear_of_inputs(output_names(files), outdir, files_of)
+    protect(files)
     seen = Counter(f.name for f in files)  # the JSON is keyed by file name where unique
     names = {f: f.name if seen[f.name] == 1 else unique[str(f)] for f in files}
-    outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, dict] = {}
     for f in tqdm(files, unit="img", desc="crop", disable=args.quiet):

@@ -11,11 +11,27 @@ from pathlib import Path
 PARTIAL = ".partial"  # suffix of a file being written; stale ones are safe to delete
 
 
+# The inputs of the running command (`protect`): no file written whole may replace one.
+PROTECTED: set[str] = set()
+
+
+class OverwriteRefused(OSError):
+    """A write would have replaced one of the command's inputs."""
+
+
+def protect(paths) -> None:
+    """Never replace these files (a command's inputs), whatever the output names say."""
+    PROTECTED.update(os.path.realpath(p) for p in paths)
+
+
 @contextlib.contextmanager
 def written_whole(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path beside `path` to write to; renamed onto `path` (atomically, on
-    the same file system) when the block ends, deleted if it raises."""
+    the same file system) when the block ends, deleted if it raises. A protected input is
+    never the target."""
     path = Path(path)
+    if PROTECTED and os.path.realpath(path) in PROTECTED:
+        raise OverwriteRefused(f"{path} is an input: not overwritten")
     partial = path.with_name(path.name + PARTIAL)
     try:
         yield partial

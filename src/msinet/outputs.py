@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -61,6 +61,36 @@ def output_names(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
         names[k] = name
         taken.add(name.casefold())
     return names
+
+
+def _local(key: str) -> str | None:
+    """The real path of a local input (None for a URI: Ray's remote inputs)."""
+    return None if "://" in key else os.path.realpath(key)
+
+
+def clear_of_inputs(names: dict[str, str], outdir: str | os.PathLike,
+                    files_of: Callable[[str, Path], list[Path]]) -> dict[str, str]:  # fmt: skip
+    """`names` (output_names) with every stem whose files (`files_of(key, outdir / stem)`)
+    would land on an input renamed `<stem>_saliency` (then `-2`, ...): `predict d -o d` must
+    never write a map over d/photo.png."""
+    inputs = {p for p in map(_local, names) if p}
+    taken = {n.casefold() for n in names.values()}
+
+    def clashes(key: str, stem: str) -> bool:
+        return any(os.path.realpath(f) in inputs for f in files_of(key, Path(outdir) / stem))
+
+    out = {}
+    for key, stem in names.items():
+        if clashes(key, stem):
+            base = new = f"{stem}_saliency"
+            n = 1
+            while new.casefold() in taken or clashes(key, new):
+                n += 1
+                new = f"{base}-{n}"
+            taken.add(new.casefold())
+            stem = new
+        out[key] = stem
+    return out
 
 
 MAP_FORMATS = ("png", "density")  # density: <stem>.npy, float32 natural-log fixation density

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from msinet.image import DEFAULT_MAX_PIXELS
-from msinet.outputs import is_complete, map_files, output_names, write_map_files
+from msinet.outputs import (
+    clear_of_inputs,
+    is_complete,
+    map_files,
+    output_names,
+    write_map_files,
+)
 from msinet.scale.cluster import interrupt_on_sigterm, quiet_defaults, start_ray
 
 
@@ -137,7 +143,9 @@ def predict_files(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = list_inputs(inputs)
-    names = output_names(paths)
+    names = clear_of_inputs(
+        output_names(paths), outdir, lambda key, stem: map_files(stem, fmt, overlay is not None)
+    )
 
     def done(p: str) -> bool:
         return all(is_complete(f) for f in map_files(outdir / names[p], fmt, overlay is not None))
