@@ -33,14 +33,15 @@ def load_onnx(path: Path):
         if props.get("format") != "msinet":
             raise WeightsError(f"{path} is not an msinet ONNX model (no msinet metadata)")
         check_graph_hash(model, props.get(GRAPH_HASH_KEY), path)
+        check_contents(model, path)
         return model
     return build_from_weights(path)
 
 
 def check_graph_hash(model, recorded: str | None, path: Path) -> None:
-    """The weights inside an .onnx file are what was exported: its `graph_sha256`, or for the
-    shipped file (exported before that key) its pinned file hash."""
-    from msinet.engine.onnx_graph import GRAPH_HASH_KEY, graph_hash
+    """An .onnx file is what was exported: its `graph_sha256` (of the whole model; of the
+    initializers for files sealed before that), or for a shipped file its pinned hash."""
+    from msinet.engine.onnx_graph import FULL, GRAPH_HASH_KEY, graph_hash, initializer_hash
     from msinet.weights import SHIPPED, file_sha256
 
     if recorded is None:
@@ -48,9 +49,31 @@ def check_graph_hash(model, recorded: str | None, path: Path) -> None:
             return
         raise WeightsError(f"{path} carries no {GRAPH_HASH_KEY}; refusing unverified weights "
                            "(re-export it with `msinet export --format onnx`)")  # fmt: skip
-    if graph_hash(model) != recorded:
-        raise WeightsError(f"{path} is corrupted: its weights do not match {GRAPH_HASH_KEY} in "
-                           "its metadata")  # fmt: skip
+    actual = graph_hash(model) if recorded.startswith(FULL) else initializer_hash(model)
+    if actual != recorded:
+        raise WeightsError(f"{path} is corrupted: its graph or weights do not match "
+                           f"{GRAPH_HASH_KEY} in its metadata")  # fmt: skip
+
+
+def check_contents(model, path: Path) -> None:
+    """What no seal can vouch for (anyone can reseal a file): every float weight finite, and
+    the graph MSI-Net's own, node for node, whatever its weights (a Relu made a Sigmoid, a
+    layer skipped, a foreign graph given msinet metadata are refused in one line)."""
+    from onnx import numpy_helper
+
+    from msinet.engine.onnx_graph import meta_of, reference_structure, structure
+
+    for t in model.graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise WeightsError(f"{path}: weight {t.name} holds NaN or infinite values")
+    try:
+        expected = reference_structure(meta_of(model))
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"{path}: its msinet metadata is unreadable ({e})") from None
+    if structure(model) != expected:
+        raise WeightsError(f"{path}: its graph is not MSI-Net's (operators or connections "
+                           "differ from the architecture)")  # fmt: skip
 
 
 def all_cores() -> int:

@@ -141,13 +141,84 @@ def build_from_weights(path: str | os.PathLike) -> onnx.ModelProto:
 # An .onnx file's own integrity: the hash of its initializers (the weights, float or int8),
 # verified on loading as safetensors' content_sha256 is.
 GRAPH_HASH_KEY = "graph_sha256"
+FULL = "full:"  # the hash covers the whole model; files sealed before it cover initializers
 
 
 def graph_hash(model: onnx.ModelProto) -> str:
+    """sha256 of everything the model computes with and says about itself: every node (type,
+    inputs, outputs, attributes, in order), initializer, graph input and output, and metadata
+    entry but the hash itself."""
+    h = hashlib.sha256()
+    g = model.graph
+    for part in (*g.node, *sorted(g.initializer, key=lambda t: t.name), *g.input, *g.output):
+        h.update(part.SerializeToString(deterministic=True))
+    for p in sorted(model.metadata_props, key=lambda p: p.key):
+        if p.key != GRAPH_HASH_KEY:
+            h.update(f"{p.key}={p.value}\n".encode())
+    return FULL + h.hexdigest()
+
+
+def initializer_hash(model: onnx.ModelProto) -> str:
+    """The hash of files sealed before `graph_hash` covered the whole model."""
     h = hashlib.sha256()
     for t in sorted(model.graph.initializer, key=lambda t: t.name):
         h.update(t.SerializeToString())
     return h.hexdigest()
+
+
+# Looked through when comparing structures: int8's quantize/dequantize pairs, and Relu, which
+# ONNX Runtime's QDQ quantization folds into the following quantized range (a uint8 range
+# starting at 0 is a Relu). A Relu turned into anything else is still a foreign node.
+LOOKED_THROUGH = ("QuantizeLinear", "DequantizeLinear", "Relu")
+# Attributes at their ONNX defaults, which some writers spell out and others leave out.
+DEFAULT_ATTRS = {("auto_pad", b"NOTSET"), ("group", 1), ("ceil_mode", 0), ("storage_order", 0),
+                 ("strides", (1, 1)), ("dilations", (1, 1)), ("start", 0),
+                 ("cubic_coeff_a", -0.75), ("exclude_outside", 0), ("extrapolation_value", 0.0),
+                 ("nearest_mode", b"round_prefer_floor")}  # fmt: skip
+
+
+def structure(model: onnx.ModelProto) -> str:
+    """What the graph computes, with names, node order and weights left out: a hash over the
+    output's computation, each node hashed from its type, its attributes (defaults dropped)
+    and what feeds each input in order (another node's hash, a parameter, the input);
+    LOOKED_THROUGH nodes stand for what feeds them."""
+    g = model.graph
+    params = {t.name for t in g.initializer}
+    inputs = {i.name for i in g.input}
+    made_by = {out: node for node in g.node for out in node.output}
+    memo: dict[str, str] = {}
+
+    def sig(name: str, depth: int = 0) -> str:
+        if not name:
+            return "none"
+        if name in params:
+            return "param"
+        if name in inputs:
+            return "input"
+        if name in memo:
+            return memo[name]
+        node = made_by.get(name)
+        if node is None or depth > 500:
+            return "unknown"
+        if node.op_type in LOOKED_THROUGH:
+            memo[name] = sig(node.input[0], depth + 1)
+            return memo[name]
+        attrs = ((a.name, helper.get_attribute_value(a)) for a in node.attribute)
+        attrs = ((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs)
+        kept = tuple(sorted(a for a in attrs if a not in DEFAULT_ATTRS))
+        feeds = tuple(sig(i, depth + 1) for i in node.input)
+        memo[name] = hashlib.sha256(repr((node.op_type, kept, feeds)).encode()).hexdigest()
+        return memo[name]
+
+    return "|".join(sig(o.name) for o in g.output)
+
+
+def reference_structure(meta: WeightsMeta) -> str:
+    """The structure of the graph msinet builds for this configuration (no weights needed)."""
+    from msinet.arch import parameter_shapes
+
+    stand_ins = {k: np.zeros(1, np.float32) for k in parameter_shapes(meta.config())}
+    return structure(build_graph(stand_ins, meta))
 
 
 def set_metadata(model: onnx.ModelProto, key: str, value: str) -> onnx.ModelProto:
