@@ -53,6 +53,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     videos = [Path(a) for a in args.inputs if is_video(a) and Path(a).is_file()]
     files, problems = find_images([a for a in args.inputs if Path(a) not in videos])
     failures = [f"{spec}: {reason}" for spec, reason in problems]
+    if not files and not videos:  # nothing to do: say why, and create no output folder
+        for spec, reason in problems:
+            print(f"msinet: skipped {spec}: {reason}", file=sys.stderr)
+        return 1
     outdir = Path(args.output)
     video_keys = {str(v) for v in videos}
 
@@ -224,6 +228,14 @@ def check_density(meta, weights: str | Path) -> None:
                            "--format density: fit one with `msinet calibrate`")  # fmt: skip
 
 
+def parsed(value: str):
+    """A metadata value as what it holds: JSON (sizes, lists, the density) where it is."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def describe_weights(path: Path) -> dict:
     """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
     also the self-check on this CPU."""
@@ -232,7 +244,7 @@ def describe_weights(path: Path) -> dict:
         from msinet.engine.probe import PROBE_KEY
 
         props = {p.key: p.value for p in load_onnx(path).metadata_props}  # checked, no session
-        info = {"file": str(path), **{k: v for k, v in props.items() if k != PROBE_KEY}}
+        info = {"file": str(path), **{k: parsed(v) for k, v in props.items() if k != PROBE_KEY}}
         if "quantization" in props:
             check = load_int8(path).self_check
             info["self_check"] = check.as_dict() | {"summary": check.summary()}
@@ -656,10 +668,12 @@ def smoothing(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from msinet import __version__
     from msinet.engine import ENGINES
     from msinet.outputs import MAP_FORMATS
 
     parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
+    parser.add_argument("--version", action="version", version=f"msinet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("predict", help="saliency maps for images, folders or globs")

@@ -66,8 +66,12 @@ def load_image(
         fp: io.BytesIO | Path = io.BytesIO(source)
     else:
         fp, prefix = Path(source), f"{source}: "
+        if fp.is_dir():
+            raise ImageError(f"{prefix}is a folder, not an image file")
         if not fp.is_file():
             raise ImageError(f"{prefix}no such file")
+        if not os.access(fp, os.R_OK):
+            raise ImageError(f"{prefix}permission denied (not readable)")
         size = fp.stat().st_size
         if size == 0:
             raise ImageError(f"{prefix}empty file (zero bytes)")

@@ -35,6 +35,11 @@ class Pipeline:
         self.size = parse_size(size if size is not None else tuple(engine.meta.training_size))
         self.max_pixels = max_pixels
 
+    def __repr__(self) -> str:
+        meta = self.engine.meta
+        return (f"Pipeline(engine={self.engine.name!r}, size={self.size[0]}x{self.size[1]}, "
+                f"dataset={meta.dataset!r}, version={meta.version!r})")  # fmt: skip
+
     # --- the stages, in order ------------------------------------------------------------------
 
     def decode(self, image: ImageInput) -> np.ndarray:

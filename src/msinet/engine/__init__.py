@@ -26,14 +26,26 @@ def auto_engine(weights: str | os.PathLike | None) -> str:
     return "onnx-int8" if weights is None else "onnx"
 
 
+def missing(extra: str, e: ModuleNotFoundError) -> ModuleNotFoundError:
+    """The same error, saying what to install (from Python as from the CLI)."""
+    return ModuleNotFoundError(f"{e.name} is not installed; pip install 'msinet[{extra}]'",
+                               name=e.name)  # fmt: skip
+
+
 def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:
     """`weights`: an msinet .safetensors file (torch, onnx) or an msinet .onnx file (onnx,
     onnx-int8, which needs a quantized graph from `msinet export --format onnx --int8`)."""
     weights = Path(weights)
     if name == "torch":
-        from msinet.engine.torch import TorchEngine
-
+        try:
+            from msinet.engine.torch import TorchEngine
+        except ModuleNotFoundError as e:
+            raise missing("torch", e) from None
         return TorchEngine(weights, threads=threads)
+    try:
+        import onnxruntime  # noqa: F401
+    except ModuleNotFoundError as e:
+        raise missing("onnx", e) from None
     if name == "onnx":
         from msinet.engine.onnx import OnnxEngine
 

@@ -333,8 +333,11 @@ class SaliencyService:
         if opts.format == "json":
             step = max(1, int(np.ceil(max(m.shape) / opts.json_max_side)))
             small = m[::step, ::step]
+            # 3 decimals: all that an 8-bit map can mean (1/255), rounded in float64 so that
+            # JSON shows 0.001 and not float32's 0.0010000000474974513
+            values = np.round(small.astype(np.float64), 3).tolist()
             return {"shape": list(small.shape), "original_shape": list(m.shape), "step": step,
-                    "saliency": np.round(small, 5).tolist()}, "application/json"  # fmt: skip
+                    "saliency": values}, "application/json"  # fmt: skip
         body = self.pipeline.encode(image, m, opts.format, with_overlay=opts.overlay,
                                     colormap=opts.colormap, alpha=opts.alpha)  # fmt: skip
         return body, f"image/{opts.format}"
