@@ -163,3 +163,20 @@ def test_crops_keep_more_human_fixations_than_centre_crops(osie_root):
         centre.append(np.mean((xs >= c) & (xs < c + w)))
     assert np.mean(ours) > np.mean(centre) + 0.05
     assert np.mean(np.array(ours) > np.array(centre)) > 0.5
+
+
+def test_each_crop_has_its_own_focal_point_inside_it(osie_root):
+    """The repro: OSIE 1555 at 9:16 put `focus` at (309, 140), outside the box [424, 8, 757,
+    600]; `crop_focus` is that crop's own."""
+    from msinet.crop import parse_aspect, plan
+    from msinet.data import open_dataset
+
+    ds = open_dataset("osie", osie_root)
+    rng = np.random.default_rng(0)
+    for s in ds.samples("val")[:5]:
+        m = s.fixations.density(24.0) + 0.01 * rng.random(s.fixations.shape)
+        out = plan(m, {"9:16": parse_aspect("9:16"), "16:9": parse_aspect("16:9")})
+        for spec in ("9:16", "16:9"):
+            left, top, right, bottom = out[spec]
+            x, y = out["crop_focus"][spec]
+            assert left <= x < right and top <= y < bottom

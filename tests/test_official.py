@@ -1,6 +1,8 @@
 """Official-format files built here (frozen GraphDef, SavedModel) with known random weights;
 msinet's output after conversion equals an independent computation of the official graph."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -425,3 +427,15 @@ def test_keras_saved_model_variables_by_object_graph_path(tmp_path, weights):
     ours = converted(tmp_path, tmp_path / "keras", *SALICON)
     for k in reference:
         assert np.array_equal(ours[k], reference[k]), k
+
+
+@pytest.mark.parametrize("name, dataset", [
+    ("model_osie_cpu.ckpt", "osie"), ("model_osie_cpu.ckpt.index", "osie"),
+    ("model_salicon_gpu.ckpt.data-00000-of-00001", "salicon"), ("model_mit1003_cpu.pb", "mit1003"),
+])  # fmt: skip
+def test_the_training_codes_checkpoint_names_say_the_dataset(name, dataset):
+    from msinet.official import dataset_of
+
+    assert dataset_of(Path(name), None) == dataset
+    with pytest.raises(WeightsError, match=r"\.pb or \.ckpt"):
+        dataset_of(Path("model_osie_cpu.ckpt.bak"), None)

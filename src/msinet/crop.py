@@ -166,12 +166,19 @@ def plan(saliency: np.ndarray, aspects: dict[str, tuple[int, int]], min_scale: f
          deadline: float | None = None) -> dict:  # fmt: skip
     """Everything about one image's map, as `msinet crop --json` and `/v1/crop` report it:
     {"size": [W, H], "<aspect as given>": [left, top, right, bottom], ..., "focus": [x, y],
-    "regions": [{"box": [...], "share": 0.12}, ...]}."""
+    "crop_focus": {"<aspect>": [x, y], ...}, "regions": [{"box": [...], "share": 0.12}, ...]}.
+    `focus` is the whole image's focal point; `crop_focus` each crop's own, always inside it."""
     table = summed_area(saliency)
     out: dict = {"size": [saliency.shape[1], saliency.shape[0]]}
+    crop_focus = {}
     for spec, aspect in aspects.items():
-        out[spec] = list(crop_box(saliency, aspect, min_scale, keep, table, deadline))
-    out["focus"] = list(focus(saliency))
+        box = crop_box(saliency, aspect, min_scale, keep, table, deadline)
+        out[spec] = list(box)
+        left, top, right, bottom = box
+        x, y = focus(saliency[top:bottom, left:right])
+        crop_focus[spec] = [left + x, top + y]
+    out["focus"] = list(focus(saliency))  # the whole image's: may lie outside a crop
+    out["crop_focus"] = crop_focus  # each crop's own, inside it
     out["regions"] = [{"box": list(r.box), "share": round(r.share, 4)}
                       for r in regions(saliency, n_regions)]  # fmt: skip
     return out

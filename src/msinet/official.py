@@ -410,10 +410,11 @@ def to_msinet(found: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-# The official release's file names (alexanderkroner/saliency: model_<dataset>_<cpu|gpu>.pb),
-# matched whole: the only names that say which dataset a file was trained on.
+# The official file names, matched whole: the only names that say which dataset a file was
+# trained on. The release's frozen graphs are model_<dataset>_<cpu|gpu>.pb; its training code
+# (MSINET.save) writes checkpoints model_<dataset>_<device>.ckpt (.index, .data-*, .meta).
 OFFICIAL_FILE = re.compile(r"model_(salicon|mit1003|cat2000|dutomron|pascals|osie|fiwi)_(cpu|gpu)"
-                           r"\.pb")  # fmt: skip
+                           r"(\.pb|\.ckpt(\.index|\.meta|\.data-\d+-of-\d+)?)")  # fmt: skip
 
 
 def dataset_of(path: Path, given: str | None) -> str:
@@ -424,7 +425,7 @@ def dataset_of(path: Path, given: str | None) -> str:
     m = OFFICIAL_FILE.fullmatch(path.name)
     if m is None:
         raise WeightsError(f"cannot tell which dataset {path.name} was trained on (it is not "
-                           "named as in the official release, model_<dataset>_<cpu|gpu>.pb): "
+                           "named as the official files, model_<dataset>_<cpu|gpu>.pb or .ckpt): "
                            "pass --dataset (salicon, mit1003, cat2000, dutomron, pascals, "
                            "osie or fiwi)")  # fmt: skip
     return m[1]
