@@ -88,3 +88,16 @@ def test_bad_videos_are_one_line_and_the_rest_finishes(tmp_path, clip, osie_imag
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["clip.mp4", f"{osie_images[0].stem}.png"]
     )
+
+
+def test_video_messages_match_what_was_written(tmp_path, clip, random_weights, capsys):
+    """No empty image bar and no '0 saliency map(s) written' after a video; the frame bar
+    knows its total from the container."""
+    from msinet.video import frame_count
+
+    assert frame_count(clip) == 9 and frame_count(tmp_path / "nope.mp4") is None
+    rc = main(["predict", str(clip), "-o", str(tmp_path / "vid"), "--weights",
+               str(random_weights), "--engine", "onnx"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0 and "0 saliency map(s)" not in err and "predict:" not in err
+    assert "9/9" in err and "9 frames at 12 fps" in err

@@ -78,7 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         failures += predict_one_video(pipeline, v, outdir, names[v], args)
     overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None
     written = 0
-    with tqdm(total=len(files), unit="img", desc="predict", disable=args.quiet) as bar:
+    with tqdm(total=len(files), unit="img", desc="predict",
+              disable=args.quiet or not files) as bar:  # fmt: skip
         for group in chunks(files, args.batch_size):
             loaded = []
             for f in group:
@@ -99,7 +100,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 except (MemoryError, OSError) as e:
                     failures.append(skip_reason(f, e))
                 bar.update(1)
-    print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
+    if files or not videos:  # videos report themselves, one line each
+        print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
     for message in failures:
         print(f"msinet: skipped {message}", file=sys.stderr)
     return 1 if failures else 0
@@ -111,9 +113,10 @@ def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
     failure in one line, if any."""
     from tqdm import tqdm
 
-    from msinet.video import predict_video
+    from msinet.video import frame_count, predict_video
 
-    with tqdm(unit="frame", desc=source.name, disable=args.quiet) as bar:
+    with tqdm(total=frame_count(source), unit="frame", desc=source.name,
+              disable=args.quiet) as bar:  # fmt: skip
         try:
             r = predict_video(pipeline, source, outdir / f"{name}.mp4",
                               overlay_output=outdir / f"{name}_overlay.mp4" if args.overlay

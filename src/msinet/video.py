@@ -44,6 +44,19 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def frame_count(path: str | Path) -> int | None:
+    """The frames the container declares (for a progress bar's total); None where it does not
+    say or cannot be read (the decode then reports why)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.video
+            return int(streams[0].frames) or None if streams else None
+    except av.FFmpegError:
+        return None
+
+
 def _frames(path: Path) -> tuple[Iterator[np.ndarray], Fraction, tuple[int, int]]:
     """(RGB frames as arrays, frame rate, (width, height)); a VideoError for unreadable input."""
     import av
