@@ -68,3 +68,14 @@ def test_info_shows_metadata_as_values_and_the_pipeline_has_a_repr():
     assert info["training_size"] == [240, 320] and isinstance(info["density"], dict)
     text = repr(msinet.load(engine="onnx"))
     assert text.startswith("Pipeline(engine='onnx', size=240x320, dataset=")
+
+
+def test_the_installed_package_wins_beside_a_folder_named_msinet(tmp_path):
+    """Issue 29, item 4: from the folder above a checkout named msinet, a script (and Ray's
+    workers, started there) import the installed msinet, not the checkout as a namespace."""
+    (tmp_path / "msinet" / "src").mkdir(parents=True)  # a checkout's root: no __init__.py
+    script = tmp_path / "use.py"
+    script.write_text("import msinet\nprint(msinet.__file__, callable(msinet.load))\n")
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip().endswith("__init__.py True"), r.stderr
