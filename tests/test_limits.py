@@ -182,3 +182,45 @@ def test_preprocessed_v2_tensors_have_a_model_size_limit(client):
     assert r.status_code == 413 and "limit of 307200 pixels" in r.json()["error"]
     ok = client.post(INFER, json=body([1, 3, 480, 640], [0.0] * 3 * 480 * 640, "FP32", "images"))
     assert ok.status_code == 200 and ok.json()["outputs"][0]["shape"] == [1, 480, 640]
+
+
+def test_batch_uploads_are_read_one_by_one_as_their_images_go(random_engine, osie_images,
+                                                              monkeypatch):  # fmt: skip
+    """Issue 28, item 3: a :batch no longer reads every upload before admission; at most
+    READ_AHEAD of its uploads are in memory at once, and a part over the upload limit is that
+    image's own 413 while the others finish."""
+    import msinet.server.routes.saliency as route
+
+    held, most = [0], [0]
+    real = route.read_part
+
+    async def counting(part, limit):
+        data = await real(part, limit)
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+        return data
+
+    original_saliency = None
+
+    async def released(self, data, opts, ticket=None):
+        try:
+            return await original_saliency(self, data, opts, ticket)
+        finally:
+            held[0] -= 1
+
+    from msinet.server.service import SaliencyService
+
+    original_saliency = SaliencyService.saliency
+    monkeypatch.setattr(route, "read_part", counting)
+    monkeypatch.setattr(SaliencyService, "saliency", released)
+    jpeg = osie_images[0].read_bytes()
+    settings = Settings(max_upload_mb=len(jpeg) * 1.5 / 2**20)
+    files = [("images", (f"{k}.jpg", jpeg, "image/jpeg")) for k in range(10)]
+    files.insert(3, ("images", ("big.jpg", jpeg + b"0" * len(jpeg), "image/jpeg")))
+    with TestClient(create_app(settings, engine=random_engine)) as c:
+        r = c.post("/v1/saliency:batch?format=json", files=files)
+    results = r.json()["results"]
+    assert r.status_code == 200 and len(results) == 11
+    assert results[3]["file"] == "big.jpg" and results[3]["error"]["status"] == 413
+    assert all("shape" in x for i, x in enumerate(results) if i != 3)
+    assert 1 <= most[0] <= route.READ_AHEAD
