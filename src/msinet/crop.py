@@ -59,14 +59,26 @@ def sizes(width: int, height: int, aspect: tuple[int, int], min_scale: float = 1
 
 def summed_area(saliency: np.ndarray) -> np.ndarray:
     """(H + 1, W + 1) table: t[y, x] is the sum of saliency[:y, :x]."""
-    t = np.zeros((saliency.shape[0] + 1, saliency.shape[1] + 1), np.float64)
-    np.cumsum(np.cumsum(saliency, axis=0, dtype=np.float64), axis=1, out=t[1:, 1:])
+    h, w = saliency.shape
+    t = np.zeros((h + 1, w + 1), np.float64)
+    # a block of rows at a time, carrying the column sums down: whole-array cumsums took two
+    # more full-size float64 temporaries (24 bytes per pixel in all; this is the table's 8)
+    rows = max(1, (1 << 18) // max(1, w))
+    for top in range(0, h, rows):
+        block = t[1 + top : 1 + top + rows, 1:]
+        np.cumsum(saliency[top : top + rows], axis=1, dtype=np.float64, out=block)
+        np.cumsum(block, axis=0, out=block)
+        block += t[top, 1:]
     return t
 
 
 def window_sums(table: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Sum of every w x h window: (H - h + 1, W - w + 1), indexed by the top-left corner."""
-    return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
+    """Sum of every w x h window: (H - h + 1, W - w + 1), indexed by the top-left corner
+    (in place: one full-size array, not three)."""
+    sums = table[h:, w:] - table[:-h, w:]
+    sums -= table[h:, :-w]
+    sums += table[:-h, :-w]
+    return sums
 
 
 def best_box(table: np.ndarray, w: int, h: int) -> tuple[Box, float]:
