@@ -80,6 +80,8 @@ def test_tampered_onnx_files_are_refused_in_one_line(case, fp32, tmp_path, osie_
     path = tampered(fp32, tmp_path, change, reseal)
     with pytest.raises(WeightsError, match=words):
         load_engine("onnx", path)
+    if case not in ("resealed NaN", "foreign graph"):  # the commands: two cases are enough
+        return
     for args in (["predict", str(osie_images[0]), "-o", str(tmp_path / "out"), "--weights",
                   str(path), "--engine", "onnx"], ["info", str(path)]):  # fmt: skip
         r = run(*args)

@@ -27,7 +27,7 @@ def test_the_engine_rule(tmp_path):
 
 def test_load_gives_the_shipped_model(pipeline):
     assert isinstance(pipeline, Pipeline) and pipeline.engine.name == "onnx-int8"
-    assert pipeline.size == (240, 320) and pipeline.engine.meta.dataset == "osie"
+    assert pipeline.size == (240, 320) and pipeline.engine.meta.dataset == "osie+mit1003+eyecrowd"
 
 
 def test_paths_pil_images_and_arrays_give_the_same_map(pipeline, osie_images):
@@ -94,7 +94,7 @@ def fp32_map(osie_images):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_through_the_public_api(engine, osie_images, fp32_map):
     model = msinet.load(engine=engine, threads=2)
-    assert model.engine.meta.dataset == "osie"
+    assert model.engine.meta.dataset == "osie+mit1003+eyecrowd"
     m = model.predict(osie_images[0])
     assert m.shape == fp32_map.shape
     assert np.corrcoef(m.ravel(), fp32_map.ravel())[0, 1] >= 0.995

@@ -21,15 +21,17 @@ def test_shipped_files_verify_and_meta_matches_the_model():
     model = model_io.load_model(path)
     assert count_parameters(model) == entry.meta["num_params"]
     meta = model.weights_meta
-    assert meta.dataset == "osie" and tuple(meta.training_size) == entry.meta["training_size"]
+    assert meta.dataset == "osie+mit1003+eyecrowd"
+    assert tuple(meta.training_size) == entry.meta["training_size"]
     assert meta.input_order == entry.meta["input_order"]
-    assert meta.density is not None and meta.density.fitted_on.startswith("osie 1001-1500")
+    assert meta.density is not None and meta.density.fitted_on.startswith("osie 1001-")
+    assert "mit1003" in meta.density.fitted_on and "eyecrowd 001-" in meta.density.fitted_on
     total = sum(p.stat().st_size for p in W.weights_dir().glob("*") if p.is_file())
     assert total <= 100_000_000
 
 
 def test_corrupted_default_weights_are_refused(tmp_path, monkeypatch):
-    for f in W.weights_dir().glob("msinet-osie*"):
+    for f in W.weights_dir().glob(f"{W.DEFAULT_MODEL}*"):
         shutil.copy(f, tmp_path / f.name)
     target = tmp_path / W.SHIPPED[W.DEFAULT_MODEL].file
     data = bytearray(target.read_bytes())

@@ -230,25 +230,28 @@ class ShippedWeights:
 
 
 SHIPPED: dict[str, ShippedWeights] = {
-    "msinet-osie": ShippedWeights(
-        name="msinet-osie",
-        file="msinet-osie.safetensors",
-        sha256="d680fc5431906a5ed40f57382c24a60d9451db9d1c920fcb1cf0833bdfa55481",
-        int8_file="msinet-osie-int8.onnx",
-        int8_sha256="514cb4b4863784bd07d03be42d84fdd9905ba51fc87fc065dad2a75c7ef77c45",
+    "msinet-v2": ShippedWeights(
+        name="msinet-v2",
+        file="msinet-v2.safetensors",
+        sha256="6040c7d7b4d37d34cc4b38432c96c6091b4dfc304616701d3654111e15a4852e",
+        int8_file="msinet-v2-int8.onnx",
+        int8_sha256="688e5135033a638200874957957ff8bd6062ecbf1ac2e6496dcd774d4778a534",
         meta={
             "num_params": 24_934_209,
             "dtype": "float16",
-            "dataset": "OSIE (Xu et al. 2014), images 1001-1500; validated on 1501-1600",
+            "dataset": "OSIE 1001-1500, MIT1003 (official split, 803), EyeCrowd 001-320; "
+            "validated on OSIE 1501-1600, MIT1003 (200), EyeCrowd 321-400",
             "training_size": (240, 320),
             "input_order": "bgr",
-            "licence": "weights: MIT (OSIE data, MIT licence; VGG16 init, CC BY 4.0)",
-            "density": "calibrated on OSIE 1001-1500 (msinet calibrate, docs/metrics.md)",
+            "licence": "weights: MIT (OSIE and EyeCrowd data, MIT licence; MIT1003, academic "
+            "use; VGG16 init, CC BY 4.0)",
+            "density": "calibrated on the training splits of OSIE, MIT1003 and EyeCrowd "
+            "(msinet calibrate, docs/metrics.md)",
             "model_card": "weights/MODEL_CARD.md",
         },
     )
 }
-DEFAULT_MODEL = "msinet-osie"
+DEFAULT_MODEL = "msinet-v2"
 
 
 def weights_dir() -> Path:

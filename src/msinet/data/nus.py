@@ -114,9 +114,9 @@ class NUSDataset:
         self.name, self.sigma, self.eval_sigma = spec.name, spec.sigma, spec.eval_sigma
         for what in ("fixations.mat", "stimuli"):
             if not (self.root / what).exists():
-                raise FileNotFoundError(
-                    f"{self.root / what} not found: not a {spec.name} root in the NUS layout"
-                )
+                name = spec.name.upper()
+                raise FileNotFoundError(f"{self.root / what} not found: not an {name} root "
+                                        "(NUS layout: stimuli/ and fixations.mat)")  # fmt: skip
 
     @cached_property
     def _all(self) -> list[Sample]:
