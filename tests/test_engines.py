@@ -102,7 +102,7 @@ def test_int8_export_of_a_trained_model_passes_its_self_check(tmp_path, osie_ima
     assert [p.name for p in tmp_path.iterdir()] == ["int8.onnx"]  # no partial files left
     int8 = load_engine("onnx-int8", path)
     assert int8.name == "onnx-int8" and int8.self_check.passed
-    assert int8.meta.dataset == "osie"
+    assert int8.meta.dataset == "osie+mit1003+eyecrowd"
     assert path.stat().st_size < 0.6 * fp32_weights.stat().st_size  # fp16 file: half of 4 bytes
     q = int8.predict(real_batch)
     f = load_engine("onnx", fp32_weights).predict(real_batch)
