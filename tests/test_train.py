@@ -290,3 +290,13 @@ def test_early_stopping_keeps_its_patience_across_resume(tmp_path, osie_root, vg
     Trainer(c).fit(progress=False)
     c.epochs = 5
     assert len(Trainer(c).fit(resume=True, progress=False)) == 3
+
+
+def test_eval_sigma_sets_the_validation_densities(osie_root, tmp_path):
+    c = TrainConfig(root=str(osie_root), init="x", out=str(tmp_path), limit_val=1, eval_sigma=9.0)
+    ((_, density),) = Trainer(c)._val_truth[0]
+    sample = Trainer(c).splits[0][1][0]
+    np.testing.assert_array_equal(density, sample.fixations.density(9.0))
+    c.eval_sigma = 0.0  # the dataset's own
+    ((_, default),) = Trainer(c)._val_truth[0]
+    np.testing.assert_array_equal(default, sample.fixations.density(24.0))

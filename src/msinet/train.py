@@ -182,7 +182,7 @@ class Trainer:
                                       f"cache {label}", progress=self.progress)  # fmt: skip
 
                 arrays = cached_part(folder, build)
-                part = Part(src.name, samples, ds.eval_sigma, flips=flips, **arrays)
+                part = Part(src.name, samples, flips=flips, **arrays)
                 (out[0] if which == "train" else out[1]).append(part)
         return out
 
@@ -234,8 +234,9 @@ class Trainer:
     @cached_property
     def _val_truth(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """Binary maps and densities of the validation images, built once for all epochs."""
-        return [[(s.fixations.binary_map(), s.fixations.density(ds.eval_sigma)) for s in val]
-                for ds, (_, val) in zip(self.datasets, self.splits, strict=True)]  # fmt: skip
+        sigmas = [self.config.eval_sigma or ds.eval_sigma for ds in self.datasets]
+        return [[(s.fixations.binary_map(), s.fixations.density(sigma)) for s in val]
+                for sigma, (_, val) in zip(sigmas, self.splits, strict=True)]  # fmt: skip
 
     @torch.no_grad()
     def validate(self, model: MSINet, parts: list[Part]) -> dict[str, float]:

@@ -75,7 +75,6 @@ class Part:
 
     dataset: str
     samples: list[Sample]
-    eval_sigma: float
     inputs: np.ndarray  # (rows, C, h, w) float16 activations or float32 images
     maps: np.ndarray  # (rows, 1, H, W) float16 training targets
     fixations: np.ndarray  # (rows, 1, H, W) bool fixated pixels at model size
