@@ -384,15 +384,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def opened(args: argparse.Namespace) -> list:
     """The datasets of `--data NAME:DIR ...`, or the one of `--dataset NAME --root DIR`."""
     from msinet.data import open_dataset
-    from msinet.trainset import parse_sources
+    from msinet.trainset import sources_of
 
-    if args.data and args.root:
-        raise ValueError("give --data NAME:DIR (repeatable) or --dataset/--root, not both")
-    if not args.data and not args.root:
-        raise ValueError("say which data: --data NAME:DIR (repeatable) or --root DIR")
-    sources = parse_sources(args.data, []) if args.data else None
-    pairs = [(s.name, s.root) for s in sources] if sources else [(args.dataset, args.root)]
-    return [open_dataset(name, root) for name, root in pairs]
+    return [open_dataset(s.name, s.root) for s in sources_of(args.data, args.dataset, args.root)]
 
 
 def cmd_train(args: argparse.Namespace) -> int:

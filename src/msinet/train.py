@@ -35,7 +35,7 @@ from msinet.model import MSINet, init_weights, normalize_minmax
 from msinet.model_io import init_from_vgg16, load_model, save_model
 from msinet.postprocess import map_to_image
 from msinet.preprocess import SIZE_PRESETS, parse_size
-from msinet.trainset import Part, build_part, cached_part, parse_sources
+from msinet.trainset import Part, build_part, cached_part, sources_of
 from msinet.weights import WeightsMeta
 
 PHASES = ("head", "partial", "full")
@@ -101,13 +101,8 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.out = Path(config.out)
         self.cache = Path(config.cache) if config.cache else self.out / "cache"
-        if config.data:
-            self.sources = parse_sources(config.data, config.sample_weight)
-        elif config.root:
-            self.sources = parse_sources([f"{config.dataset}:{config.root}"],
-                                         config.sample_weight)  # fmt: skip
-        else:
-            raise ValueError("say what to train on: --data NAME:DIR (repeatable) or --root DIR")
+        self.sources = sources_of(config.data, config.dataset, config.root,
+                                  config.sample_weight)  # fmt: skip
         self.datasets = [open_dataset(s.name, s.root) for s in self.sources]
         default = SIZE_PRESETS.get(self.sources[0].name) if len(self.sources) == 1 else None
         self.size = parse_size(config.size or default or (240, 320))

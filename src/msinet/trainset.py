@@ -69,6 +69,15 @@ def parse_sources(data: list[str], weights: list[str]) -> list[Source]:
     return sources
 
 
+def sources_of(data: list[str], dataset: str, root: str, weights: list[str] = ()) -> list[Source]:
+    """What a command works on: `--data NAME:DIR ...`, or `--dataset NAME --root DIR`."""
+    if data and root:
+        raise ValueError("give --data NAME:DIR (repeatable) or --dataset/--root, not both")
+    if not data and not root:
+        raise ValueError("say which data: --data NAME:DIR (repeatable) or --root DIR")
+    return parse_sources(data or [f"{dataset}:{root}"], list(weights))
+
+
 @dataclass
 class Part:
     """One split of one dataset, cached: numpy arrays (memory-mapped), rows as in the docstring."""
