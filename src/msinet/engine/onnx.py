@@ -59,16 +59,16 @@ def check_contents(model, path: Path) -> None:
     """What no seal can vouch for (anyone can reseal a file): every float weight finite, and
     the graph MSI-Net's own, node for node, whatever its weights (a Relu made a Sigmoid, a
     layer skipped, a foreign graph given msinet metadata are refused in one line)."""
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     from msinet.engine.onnx_graph import meta_of, reference_structure, structure
 
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
     for t in model.graph.initializer:
-        a = numpy_helper.to_array(t)
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        if t.data_type in floats and not np.isfinite(numpy_helper.to_array(t)).all():
             raise WeightsError(f"{path}: weight {t.name} holds NaN or infinite values")
     try:
-        expected = reference_structure(meta_of(model))
+        expected = reference_structure(meta_of(model).config())
     except (ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"{path}: its msinet metadata is unreadable ({e})") from None
     if structure(model) != expected:

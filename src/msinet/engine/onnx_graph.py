@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from msinet.arch import Conv, aspp_convs, decoder_convs, encoder_convs
+from msinet.arch import Conv, MSINetConfig, aspp_convs, decoder_convs, encoder_convs
 from msinet.weights import WeightsMeta, load_arrays
 
 OPSET = 17
@@ -213,12 +214,14 @@ def structure(model: onnx.ModelProto) -> str:
     return "|".join(sig(o.name) for o in g.output)
 
 
-def reference_structure(meta: WeightsMeta) -> str:
-    """The structure of the graph msinet builds for this configuration (no weights needed)."""
+@lru_cache(maxsize=8)
+def reference_structure(config: MSINetConfig) -> str:
+    """The structure of the graph msinet builds for this configuration (no weights needed;
+    built once per configuration, not at every load)."""
     from msinet.arch import parameter_shapes
 
-    stand_ins = {k: np.zeros(1, np.float32) for k in parameter_shapes(meta.config())}
-    return structure(build_graph(stand_ins, meta))
+    stand_ins = {k: np.zeros(1, np.float32) for k in parameter_shapes(config)}
+    return structure(build_graph(stand_ins, WeightsMeta.from_config(config)))
 
 
 def set_metadata(model: onnx.ModelProto, key: str, value: str) -> onnx.ModelProto:
