@@ -47,7 +47,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (ValueError, WeightsError) as e:
         return fail(str(e))
     from msinet.files import protect
-    from msinet.outputs import clear_of_inputs, map_files, output_names, write_map_files
+    from msinet.outputs import (
+        clear_of_inputs,
+        map_files,
+        output_names,
+        video_files,
+        write_map_files,
+    )
     from msinet.video import is_video
 
     videos = [Path(a) for a in args.inputs if is_video(a) and Path(a).is_file()]
@@ -62,7 +68,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     def files_of(key: str, stem: Path) -> list[Path]:
         if key in video_keys:
-            return [stem.with_name(stem.name + ".mp4"), stem.with_name(stem.name + "_overlay.mp4")]
+            return video_files(stem, args.overlay)
         return map_files(stem, args.format, args.overlay)
 
     unique = clear_of_inputs(output_names([*files, *videos]), outdir, files_of)
@@ -113,20 +119,21 @@ def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
     failure in one line, if any."""
     from tqdm import tqdm
 
+    from msinet.outputs import video_files
     from msinet.video import frame_count, predict_video
 
+    maps, *overlay = video_files(outdir / name, args.overlay)
     with tqdm(total=frame_count(source), unit="frame", desc=source.name,
               disable=args.quiet) as bar:  # fmt: skip
         try:
-            r = predict_video(pipeline, source, outdir / f"{name}.mp4",
-                              overlay_output=outdir / f"{name}_overlay.mp4" if args.overlay
+            r = predict_video(pipeline, source, maps, overlay_output=overlay[0] if overlay
                               else None, smooth=args.smooth, batch_size=args.batch_size,
                               colormap=args.colormap, alpha=args.alpha,
                               progress=bar.update)  # fmt: skip
         except (ImageError, MemoryError, OSError) as e:
             return [skip_reason(source, e)]
     print(f"{source}: {r.frames} frames at {r.fps:g} fps, {r.size[0]}x{r.size[1]}, in "
-          f"{r.seconds:.1f} s ({r.frames / r.seconds:.2f} frames/s) -> {outdir / name}.mp4",
+          f"{r.seconds:.1f} s ({r.frames / r.seconds:.2f} frames/s) -> {maps}",
           file=sys.stderr)  # fmt: skip
     return []
 

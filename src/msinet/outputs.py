@@ -105,6 +105,14 @@ def map_files(stem: Path, fmt: str = "png", overlay: bool = False) -> list[Path]
     return files
 
 
+def video_files(stem: Path, overlay: bool = False) -> list[Path]:
+    """The files one video's output consists of: the saliency video, and its overlay."""
+    files = [stem.with_name(stem.name + ".mp4")]
+    if overlay:
+        files.append(stem.with_name(stem.name + "_overlay.mp4"))
+    return files
+
+
 def write_map_files(pipeline, image: np.ndarray, m: np.ndarray, geometry, stem: Path,
                     overlay: dict | None = None, fmt: str = "png") -> None:  # fmt: skip
     """`<stem>.png` (the map at the image's size) or, for `fmt` "density", `<stem>.npy` (the

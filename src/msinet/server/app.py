@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPIOffline(title="msinet", version=__version__, lifespan=lifespan,
                          description=about)  # fmt: skip
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, service
+    app.state.streams = 0  # open /v1/stream WebSockets, against settings.stream_cap
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST"], allow_headers=["*"])  # fmt: skip

@@ -24,10 +24,10 @@ async def stream(ws: WebSocket) -> None:
     service = service_of(ws)
     settings = ws.app.state.settings
     state = ws.app.state
-    if getattr(state, "streams", 0) >= settings.stream_cap:  # refused before the handshake
+    if state.streams >= settings.stream_cap:  # refused before the handshake
         await ws.close(code=1013, reason=f"at the limit of {settings.stream_cap} streams")
         return
-    state.streams = getattr(state, "streams", 0) + 1
+    state.streams += 1
     try:
         await ws.accept()
         await frames(ws, service, settings.max_upload_bytes, settings.stream_idle_s)
