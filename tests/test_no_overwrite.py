@@ -7,18 +7,12 @@ from pathlib import Path
 import pytest
 
 from msinet.cli import main
-from msinet.files import PROTECTED, OverwriteRefused, protect, write_bytes_whole
+from msinet.files import PROTECTED, OverwriteRefused, protect, protecting, write_bytes_whole
 from msinet.outputs import clear_of_inputs, map_files, output_names
 
 
 def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
-
-
-@pytest.fixture(autouse=True)
-def clean_protected():
-    yield
-    PROTECTED.clear()
 
 
 def test_names_that_would_land_on_an_input_are_renamed(tmp_path):
@@ -38,10 +32,12 @@ def test_names_that_would_land_on_an_input_are_renamed(tmp_path):
 def test_a_protected_input_is_never_replaced(tmp_path):
     target = tmp_path / "in.png"
     target.write_bytes(b"original")
-    protect([target])
-    with pytest.raises(OverwriteRefused, match="is an input"):
-        write_bytes_whole(tmp_path / "." / "in.png", b"map")
+    with protecting():
+        protect([target])
+        with pytest.raises(OverwriteRefused, match="is an input"):
+            write_bytes_whole(tmp_path / "." / "in.png", b"map")
     assert target.read_bytes() == b"original" and not list(tmp_path.glob("*.partial"))
+    assert not PROTECTED  # nothing outlives the command
 
 
 def test_predict_into_its_own_input_folder_leaves_every_input_byte_identical(

@@ -842,8 +842,11 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "any_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    from msinet.files import protecting
+
     try:
-        return args.func(args)
+        with protecting():
+            return args.func(args)
     except ModuleNotFoundError as e:
         message = missing_extra(e)
         if message is None:

@@ -20,8 +20,18 @@ class OverwriteRefused(OSError):
 
 
 def protect(paths) -> None:
-    """Never replace these files (a command's inputs), whatever the output names say."""
+    """Never replace these files (a command's inputs), whatever the output names say; until
+    the command ends (`protecting`)."""
     PROTECTED.update(os.path.realpath(p) for p in paths)
+
+
+@contextlib.contextmanager
+def protecting() -> Iterator[None]:
+    """The scope of one command's protected inputs: none outlive it."""
+    try:
+        yield
+    finally:
+        PROTECTED.clear()
 
 
 @contextlib.contextmanager
