@@ -205,8 +205,8 @@ def test_partial_phase_on_two_datasets(tmp_path, osie_root, eyecrowd_root, rando
     c2.epochs = 4
     resumed = Trainer(c2).fit(resume=True, progress=False)
     for x, y in zip(history, resumed, strict=True):
-        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-4)
-        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-4)
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-3)
+        assert y["val_loss"] == pytest.approx(x["val_loss"], rel=1e-3)
     b = load_model(tmp_path / "b" / "last.safetensors").state_dict()
     for k in end:
         assert float((end[k] - b[k]).abs().max()) <= 2 * c.lr, k
