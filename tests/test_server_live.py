@@ -37,11 +37,12 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def wait_ready(url: str, proc=None, timeout: float = 120) -> None:
+def wait_ready(url: str, proc=None, timeout: float = 120, log: Path | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+            out = log.read_text()[-2000:] if log else proc.stdout.read()[-2000:]
+            raise RuntimeError(f"server exited: {out}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
@@ -59,17 +60,20 @@ def live_server(tmp_path_factory, random_model):
         wait_ready(url)
         yield url, int(os.environ["MSINET_TEST_SERVER_PID"])
         return
-    weights = tmp_path_factory.mktemp("live") / "w.safetensors"
+    home = tmp_path_factory.mktemp("live")
+    weights, log = home / "w.safetensors", home / "server.log"
     save_model(random_model, weights, WeightsMeta(dataset="random-init"))
     port = free_port()
+    # the log goes to a file: a pipe nobody reads fills after ~1,000 access lines and then
+    # blocks the server's event loop on its next log line
     proc = subprocess.Popen(
         [sys.executable, "-m", "msinet", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--engine", "onnx", "--weights", str(weights), "--threads", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc)
+        wait_ready(url, proc, log=log)
         yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful shutdown
