@@ -18,6 +18,11 @@ Box = tuple[int, int, int, int]
 MAX_ASPECT = 20  # aspects from 1:20 to 20:1 (a banner, a skyscraper ad); beyond, a line
 # Sums within this relative distance of the best count as ties (float rounding of the table).
 TIE = 1e-9
+# Maps over this many pixels are searched on their area average and the boxes scaled back:
+# at full size the search held ~28 bytes a pixel (1.9 GB for a 49 MP image) and its time grew
+# with the pixels. Below it, the search is exact. A model's map is upsampled from ~0.3 MP, so
+# the average of a larger one loses no detail the model gave.
+SEARCH_PIXELS = 1 << 22
 
 
 def parse_aspect(spec: str) -> tuple[int, int]:
@@ -173,24 +178,83 @@ def crop_image(image: np.ndarray, box: Box) -> np.ndarray:
     return np.ascontiguousarray(image[top:bottom, left:right])
 
 
+def search_map(saliency: np.ndarray, limit: int = SEARCH_PIXELS) -> np.ndarray:
+    """The map itself up to `limit` pixels; above, its area average (box filter) to fit."""
+    h, w = saliency.shape
+    if h * w <= limit:
+        return saliency
+    from PIL import Image
+
+    s = math.sqrt(limit / (h * w))
+    size = (max(1, min(w, math.floor(w * s))), max(1, min(h, math.floor(h * s))))
+    picture = Image.fromarray(np.ascontiguousarray(saliency, np.float32), mode="F")
+    return np.asarray(picture.resize(size, Image.Resampling.BOX))
+
+
+class Scale:
+    """Coordinates of the searched map -> the image's own (the identity when they match)."""
+
+    def __init__(self, image: tuple[int, int], searched: tuple[int, int]) -> None:
+        (self.H, self.W), (h, w) = image, searched
+        self.fy, self.fx = self.H / h, self.W / w
+
+    def point(self, x: int, y: int, inside: Box) -> tuple[int, int]:
+        """A pixel's centre, scaled, then kept inside the image-space box `inside`."""
+        left, top, right, bottom = inside
+        X, Y = math.floor((x + 0.5) * self.fx), math.floor((y + 0.5) * self.fy)
+        return min(max(X, left), right - 1), min(max(Y, top), bottom - 1)
+
+    def bounds(self, box: Box) -> Box:
+        """A box, scaled outwards (regions)."""
+        left, top, right, bottom = box
+        return (math.floor(left * self.fx), math.floor(top * self.fy),
+                min(self.W, math.ceil(right * self.fx)),
+                min(self.H, math.ceil(bottom * self.fy)))  # fmt: skip
+
+    def inverse(self, box: Box) -> Box:
+        """An image-space box in the searched map's pixels (at least one pixel)."""
+        left, top, right, bottom = box
+        x, y = math.floor(left / self.fx), math.floor(top / self.fy)
+        return x, y, max(x + 1, math.ceil(right / self.fx)), max(y + 1, math.ceil(bottom / self.fy))
+
+    def crop(self, box: Box, aspect: tuple[int, int], min_scale: float) -> Box:
+        """A crop found on the searched map -> the image's crop of exactly `aspect` whose size
+        is nearest the scaled one, centred where it was and kept inside the image."""
+        left, top, right, bottom = box
+        width = (right - left) * self.fx
+        w, h = min(sizes(self.W, self.H, aspect, min_scale), key=lambda s: abs(s[0] - width))
+        cx, cy = (left + right) / 2 * self.fx, (top + bottom) / 2 * self.fy
+        x = min(max(round(cx - w / 2), 0), self.W - w)
+        y = min(max(round(cy - h / 2), 0), self.H - h)
+        return x, y, x + w, y + h
+
+
 def plan(saliency: np.ndarray, aspects: dict[str, tuple[int, int]], min_scale: float = 1.0,
          keep: float = 0.95, n_regions: int = 5,
          deadline: float | None = None) -> dict:  # fmt: skip
     """Everything about one image's map, as `msinet crop --json` and `/v1/crop` report it:
     {"size": [W, H], "<aspect as given>": [left, top, right, bottom], ..., "focus": [x, y],
     "crop_focus": {"<aspect>": [x, y], ...}, "regions": [{"box": [...], "share": 0.12}, ...]}.
-    `focus` is the whole image's focal point; `crop_focus` each crop's own, always inside it."""
-    table = summed_area(saliency)
-    out: dict = {"size": [saliency.shape[1], saliency.shape[0]]}
+    `focus` is the whole image's focal point; `crop_focus` each crop's own, always inside it.
+    Exact up to SEARCH_PIXELS; a larger map is searched on its area average (search_map), so
+    a box may sit up to one averaged pixel (sqrt(pixels / SEARCH_PIXELS)) from the exact one."""
+    H, W = saliency.shape
+    searched = search_map(saliency)
+    scale = Scale((H, W), searched.shape)
+    whole = (0, 0, W, H)
+    table = summed_area(searched)
+    out: dict = {"size": [W, H]}
     crop_focus = {}
     for spec, aspect in aspects.items():
-        box = crop_box(saliency, aspect, min_scale, keep, table, deadline)
+        found = crop_box(searched, aspect, min_scale, keep, table, deadline)
+        box = found if searched is saliency else scale.crop(found, aspect, min_scale)
         out[spec] = list(box)
-        left, top, right, bottom = box
-        x, y = focus(saliency[top:bottom, left:right])
-        crop_focus[spec] = [left + x, top + y]
-    out["focus"] = list(focus(saliency))  # the whole image's: may lie outside a crop
+        left, top, right, bottom = scale.inverse(box)
+        x, y = focus(searched[top:bottom, left:right])
+        crop_focus[spec] = list(scale.point(left + x, top + y, box))
+    del table
+    out["focus"] = list(scale.point(*focus(searched), whole))  # may lie outside a crop
     out["crop_focus"] = crop_focus  # each crop's own, inside it
-    out["regions"] = [{"box": list(r.box), "share": round(r.share, 4)}
-                      for r in regions(saliency, n_regions)]  # fmt: skip
+    out["regions"] = [{"box": list(scale.bounds(r.box)), "share": round(r.share, 4)}
+                      for r in regions(searched, n_regions)]  # fmt: skip
     return out

@@ -119,10 +119,10 @@ class OnnxEngine:
         self.meta = meta_of(model)
         self.props = {p.key: p.value for p in model.metadata_props}
         self.self_check: SelfCheck | None = None
+        blob = model.SerializeToString()
+        del model  # one copy of the weights fewer while the session builds its own
         self.session = ort.InferenceSession(
-            model.SerializeToString(),
-            session_options(self.threads, float_path),
-            providers=["CPUExecutionProvider"],
+            blob, session_options(self.threads, float_path), providers=["CPUExecutionProvider"]
         )
 
     def single_threaded(self) -> OnnxEngine | None:
