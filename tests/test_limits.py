@@ -224,3 +224,29 @@ def test_batch_uploads_are_read_one_by_one_as_their_images_go(random_engine, osi
     assert results[3]["file"] == "big.jpg" and results[3]["error"]["status"] == 413
     assert all("shape" in x for i, x in enumerate(results) if i != 3)
     assert 1 <= most[0] <= route.READ_AHEAD
+
+
+def test_stream_key_as_a_subprotocol_header_or_query(random_engine, osie_images, monkeypatch):
+    """Browsers cannot set headers on a WebSocket: the page sends the key as the subprotocol
+    `msinet.key.<base64url>` beside `msinet.v1` (kept out of URLs and logs)."""
+    import base64
+
+    from starlette.websockets import WebSocketDisconnect
+
+    monkeypatch.setenv("TEST_KEY", "s3cret/+é")
+    token = base64.urlsafe_b64encode("s3cret/+é".encode()).decode().rstrip("=")
+    with TestClient(create_app(Settings(api_key_env="TEST_KEY"), engine=random_engine)) as c:
+        with c.websocket_connect("/v1/stream", subprotocols=["msinet.v1", f"msinet.key.{token}"]
+                                 ) as ws:  # fmt: skip
+            assert ws.accepted_subprotocol == "msinet.v1"
+            ws.send_bytes(osie_images[0].read_bytes())
+            assert ws.receive_bytes().startswith(b"\x89PNG")
+        with c.websocket_connect("/v1/stream", headers={"x-api-key": "s3cret/+é".encode()}):
+            pass
+        wrong = base64.urlsafe_b64encode(b"nope").decode().rstrip("=")
+        for protocols in (["msinet.v1", f"msinet.key.{wrong}"], ["msinet.v1", "msinet.key.*!"],
+                          ["msinet.v1"]):  # fmt: skip
+            with pytest.raises(WebSocketDisconnect) as refused:
+                with c.websocket_connect("/v1/stream", subprotocols=protocols):
+                    pass
+            assert refused.value.code == 1008, protocols

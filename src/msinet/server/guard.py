@@ -9,6 +9,8 @@ and time, connection count) are in `connections.py`."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import json
 import time
@@ -46,12 +48,16 @@ class RequestGuard:
         return hmac.compare_digest(given, self.key)
 
     async def websocket(self, scope, receive, send) -> None:
-        """The same key for WebSockets, as the X-API-Key header or, since browsers cannot set
-        headers on a WebSocket, a `key` query parameter; refused before the handshake."""
+        """The same key for WebSockets, refused before the handshake: the X-API-Key header, or
+        from a browser (which cannot set headers on a WebSocket) the subprotocol
+        `msinet.key.<key in unpadded base64url>` beside `msinet.v1`, as the web page sends it;
+        a `key` query parameter still works, but query strings reach proxies' logs."""
         from urllib.parse import parse_qs
 
+        headers = dict(scope["headers"])
         query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
-        given = dict(scope["headers"]).get(b"x-api-key") or query.get("key", [""])[0].encode()
+        given = (headers.get(b"x-api-key") or key_of(scope.get("subprotocols", []))
+                 or query.get("key", [""])[0].encode())  # fmt: skip
         if not self.authorized(scope, given):
             await send({"type": "websocket.close", "code": 1008,
                         "reason": "missing or wrong API key"})  # fmt: skip
@@ -125,3 +131,19 @@ class RequestGuard:
 
         await self.app(scope, limited_receive, guarded_send)
         return None
+
+
+KEY_PROTOCOL = "msinet.key."  # + the key in unpadded base64url (a subprotocol is a token)
+STREAM_PROTOCOL = "msinet.v1"  # what the server accepts with, never the key's subprotocol
+
+
+def key_of(subprotocols: list[str]) -> bytes:
+    """The key carried by a `msinet.key.` subprotocol, or b"" (none, or not base64url)."""
+    for p in subprotocols:
+        if p.startswith(KEY_PROTOCOL):
+            text = p[len(KEY_PROTOCOL) :]
+            try:
+                return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except (binascii.Error, ValueError):
+                return b""
+    return b""

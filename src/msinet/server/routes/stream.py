@@ -13,6 +13,7 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from msinet.server.errors import error_body
+from msinet.server.guard import STREAM_PROTOCOL
 from msinet.server.routes import service_of
 from msinet.server.service import Options, ServiceError
 
@@ -29,7 +30,9 @@ async def stream(ws: WebSocket) -> None:
         return
     state.streams += 1
     try:
-        await ws.accept()
+        # a browser that sent its key as a subprotocol needs one of its offers back
+        offered = ws.scope.get("subprotocols", [])
+        await ws.accept(subprotocol=STREAM_PROTOCOL if STREAM_PROTOCOL in offered else None)
         await frames(ws, service, settings.max_upload_bytes, settings.stream_idle_s)
     except WebSocketDisconnect:
         return
