@@ -246,7 +246,7 @@ def test_stream_key_as_a_subprotocol_header_or_query(random_engine, osie_images,
         wrong = base64.urlsafe_b64encode(b"nope").decode().rstrip("=")
         for protocols in (["msinet.v1", f"msinet.key.{wrong}"], ["msinet.v1", "msinet.key.*!"],
                           ["msinet.v1"]):  # fmt: skip
-            with pytest.raises(WebSocketDisconnect) as refused:
-                with c.websocket_connect("/v1/stream", subprotocols=protocols):
-                    pass
+            with (pytest.raises(WebSocketDisconnect) as refused,
+                  c.websocket_connect("/v1/stream", subprotocols=protocols)):  # fmt: skip
+                pass
             assert refused.value.code == 1008, protocols
