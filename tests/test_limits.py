@@ -250,3 +250,29 @@ def test_stream_key_as_a_subprotocol_header_or_query(random_engine, osie_images,
                   c.websocket_connect("/v1/stream", subprotocols=protocols)):  # fmt: skip
                 pass
             assert refused.value.code == 1008, protocols
+
+
+def test_v2_json_with_or_without_a_content_type_and_binary_framing_errors(client):
+    import json
+
+    request = body([2, 2, 3], list(range(12)))
+    for headers in ({}, {"content-type": "text/plain"}, {"content-type": "application/json"}):
+        r = client.post(INFER, content=json.dumps(request), headers=headers)
+        assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 2], headers
+    binary = {"name": "image", "shape": [2, 2, 3], "datatype": "UINT8",
+              "parameters": {"binary_data_size": 12}}  # fmt: skip
+    header = json.dumps({"inputs": [binary]}).encode()
+    raw = bytes(range(12))
+    cases = [
+        ({"inference-header-content-length": "x"}, header + raw, 400, "whole number"),
+        ({"inference-header-content-length": "99999"}, header + raw, 400, "at most"),
+        ({"inference-header-content-length": str(len(header))}, header + raw[:5], 422,
+         "does not match"),
+        ({}, header + raw, 422, "JSON"),  # binary bytes without the header: not JSON
+    ]  # fmt: skip
+    for headers, content, status, words in cases:
+        r = client.post(INFER, content=content, headers=headers)
+        assert r.status_code == status and words in r.json()["error"], (headers, r.text)
+    r = client.post(INFER, content=header + raw,
+                    headers={"inference-header-content-length": str(len(header))})  # fmt: skip
+    assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 2]

@@ -5,18 +5,25 @@
   (resize, pad, model, map back) and output `saliency` is FP32 [H, W] in 0..1;
 - `images`: FP32, shape [B, 3, H, W], already preprocessed (RGB 0..255, H and W multiples of 8,
   as `msinet.preprocess` makes); output `saliency` is FP32 [B, H, W] at that size.
+
+Inputs come as JSON `data`, or raw little-endian bytes after the JSON with the binary tensor
+extension (`Inference-Header-Content-Length`, `binary_data_size`), as tritonclient sends them
+with `binary_data=True`; the output is binary when asked for (`binary_data` on the output, or
+`binary_data_output` on the request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
 
 from msinet.server.routes import service_of, settings_of
 from msinet.server.service import ServiceError
@@ -28,7 +35,7 @@ class InferInput(BaseModel):
     name: Literal["image", "images"]
     shape: list[int] = Field(min_length=3, max_length=4)
     datatype: Literal["UINT8", "FP32"]
-    data: list[Any]
+    data: list[Any] | None = None  # None: `parameters.binary_data_size` bytes after the JSON
     parameters: dict[str, Any] | None = None
 
 
@@ -79,18 +86,41 @@ async def model_ready(request: Request, name: str) -> JSONResponse:
 
 
 KINDS = {"UINT8": ("iu", "integers"), "FP32": ("iuf", "numbers")}  # numpy kinds the JSON may hold
+RAW = {"UINT8": np.dtype("u1"), "FP32": np.dtype("<f4")}  # the binary extension's byte layouts
+HEADER_LENGTH = "inference-header-content-length"
 
 
-def _array(inp: InferInput, dtype, max_pixels: int) -> np.ndarray:
-    """The input as an array, every check made before anything large is allocated: the shape's
-    size (exact integers, no overflow) against the pixel limit, then the data: flat or nested
-    as the shape, of the datatype's JSON type (UINT8 integers, FP32 numbers; never strings or
-    booleans), within 0..255 (the model's input range; 1e38 would overflow FP32)."""
+def _checked_size(inp: InferInput, max_pixels: int) -> int:
+    """The shape's size (exact integers, no overflow), within the pixel limit."""
     if any(d < 1 for d in inp.shape):
         raise ServiceError(422, f"input {inp.name}: every dimension must be >= 1, got {inp.shape}")
     n = math.prod(inp.shape)
     if n > 3 * max_pixels:
         raise ServiceError(413, f"input {inp.name}: shape {inp.shape} exceeds the pixel limit")
+    return n
+
+
+def _in_range(inp: InferInput, a: np.ndarray) -> None:
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
+        raise ServiceError(422, f"input {inp.name}: values must be finite and within 0..255")
+
+
+def _array(inp: InferInput, dtype, max_pixels: int, raw: bytes | None = None) -> np.ndarray:
+    """The input as an array, every check made before anything large is allocated: the shape's
+    size against the pixel limit, then the data: raw bytes of exactly the shape's size, or JSON
+    flat or nested as the shape, of the datatype's JSON type (UINT8 integers, FP32 numbers;
+    never strings or booleans), within 0..255 (the model's input range; 1e38 would overflow
+    FP32)."""
+    n = _checked_size(inp, max_pixels)
+    if raw is not None:
+        if len(raw) != n * RAW[inp.datatype].itemsize:
+            raise ServiceError(422, f"input {inp.name}: {len(raw)} binary bytes for shape "
+                               f"{inp.shape} of {inp.datatype}")  # fmt: skip
+        a = np.frombuffer(raw, RAW[inp.datatype])
+        _in_range(inp, a)
+        return a.reshape(inp.shape).astype(dtype)
+    if inp.data is None:
+        raise ServiceError(422, f"input {inp.name}: no data and no binary_data_size")
     nested = bool(inp.data) and isinstance(inp.data[0], list)
     if not nested and n != len(inp.data):
         raise ServiceError(422, f"input {inp.name}: shape {inp.shape} does not match "
@@ -106,21 +136,81 @@ def _array(inp: InferInput, dtype, max_pixels: int) -> np.ndarray:
     items = np.asarray(inp.data, dtype=object).ravel() if nested else inp.data
     if a.dtype.kind not in kinds or bool in set(map(type, items)):  # numpy reads True as 1
         raise ServiceError(422, f"input {inp.name}: {inp.datatype} data must be {what}")
-    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 255:
-        raise ServiceError(422, f"input {inp.name}: values must be finite and within 0..255")
+    _in_range(inp, a)
     return a.reshape(inp.shape).astype(dtype)
 
 
-@router.post("/models/{name}/infer")
-async def infer(request: Request, name: str, body: InferRequest) -> dict:
+def _split(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON, binary section) of a body; the whole body is JSON without the extension."""
+    if header_length is None:
+        return raw, b""
+    if not header_length.isdigit() or int(header_length) > len(raw):
+        raise ServiceError(400, f"{HEADER_LENGTH} must be a whole number of bytes, at most "
+                           f"the body's {len(raw)}, not {header_length!r}")  # fmt: skip
+    n = int(header_length)
+    return raw[:n], raw[n:]
+
+
+def _binary_of(inp: InferInput, binary: bytes) -> bytes | None:
+    """The input's raw bytes from the binary section (one input per request), or None."""
+    size = (inp.parameters or {}).get("binary_data_size")
+    if size is None:
+        if binary:
+            raise ServiceError(422, f"{len(binary)} binary bytes after the JSON, but input "
+                               f"{inp.name} has no binary_data_size")  # fmt: skip
+        return None
+    if type(size) is not int or size != len(binary):
+        raise ServiceError(422, f"input {inp.name}: binary_data_size {size!r} does not match "
+                           f"the {len(binary)} bytes after the JSON")  # fmt: skip
+    if inp.data is not None:
+        raise ServiceError(422, f"input {inp.name}: both data and binary_data_size")
+    return binary
+
+
+def _binary_output(body: InferRequest) -> bool:
+    wanted = [(o.get("parameters") or {}).get("binary_data") for o in body.outputs or []]
+    if any(w is not None for w in wanted):
+        return any(w is True for w in wanted)
+    return (body.parameters or {}).get("binary_data_output") is True
+
+
+def _inlined(schema: dict) -> dict:
+    """A pydantic JSON schema with its $defs inlined (OpenAPI resolves '#' at its own root)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "$ref" in x:
+                return walk(defs[x["$ref"].rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in x.items()}
+        return [walk(v) for v in x] if isinstance(x, list) else x
+
+    return walk(schema)
+
+
+REQUEST_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _inlined(InferRequest.model_json_schema())},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}  # fmt: skip
+
+
+@router.post("/models/{name}/infer", openapi_extra=REQUEST_DOC)
+async def infer(request: Request, name: str) -> Response:
     _model(request, name)
+    text, binary = _split(await request.body(), request.headers.get(HEADER_LENGTH))
+    try:
+        body = InferRequest.model_validate_json(text)
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_url=False, include_context=False),
+                                     body=None) from None  # fmt: skip
     service = service_of(request)
     inp = body.inputs[0]
+    raw = _binary_of(inp, binary)
+    del binary
     max_pixels = settings_of(request).max_pixels
     if inp.name == "image":
         if inp.datatype != "UINT8" or len(inp.shape) != 3 or inp.shape[2] != 3:
             raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
-        a = _array(inp, np.float64, max_pixels)
+        a = _array(inp, np.float64 if raw is None else np.uint8, max_pixels, raw)
         with service.admit(1) as ticket, service.hold_count(inp.shape[0] * inp.shape[1]):
             m, geometry, _ = await service.predict_map(a.astype(np.uint8), ticket)
         out = service.pipeline.map_back(m, geometry)
@@ -138,20 +228,17 @@ async def infer(request: Request, name: str, body: InferRequest) -> dict:
             raise ServiceError(413, f"input images: {h}x{w} is over the limit of "
                                f"{settings.max_model_pixels} pixels for a preprocessed image "
                                "(send `image` for any size)")  # fmt: skip
-        a = _array(inp, np.float32, max_pixels)
+        a = _array(inp, np.float32, max_pixels, raw)
         with service.admit(len(a)) as ticket, service.hold_count(len(a) * h * w):
             results = await asyncio.gather(*(service.run_model(x, ticket) for x in a))
         out = np.stack([m for m, _ in results])
-    return {
-        "model_name": name,
-        "model_version": service.model_version,
-        "id": body.id,
-        "outputs": [
-            {
-                "name": "saliency",
-                "datatype": "FP32",
-                "shape": list(out.shape),
-                "data": out.astype(np.float32).ravel().tolist(),
-            }
-        ],
-    }
+    out = out.astype("<f4", copy=False)
+    answer = {"model_name": name, "model_version": service.model_version, "id": body.id}
+    output = {"name": "saliency", "datatype": "FP32", "shape": list(out.shape)}
+    if not _binary_output(body):
+        return JSONResponse({**answer, "outputs": [{**output, "data": out.ravel().tolist()}]})
+    data = out.tobytes()
+    output["parameters"] = {"binary_data_size": len(data)}
+    header = json.dumps({**answer, "outputs": [output]}).encode()
+    return Response(header + data, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))})  # fmt: skip
