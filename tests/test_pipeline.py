@@ -98,3 +98,24 @@ def test_every_engine_through_the_public_api(engine, osie_images, fp32_map):
     m = model.predict(osie_images[0])
     assert m.shape == fp32_map.shape
     assert np.corrcoef(m.ravel(), fp32_map.ravel())[0, 1] >= 0.995
+
+
+@pytest.mark.parametrize("original", [(600, 800), (1203, 517), (37, 4000), (5, 3)])
+def test_maps_read_in_bands_equal_the_whole_map(original):
+    """8-bit maps and overlays read the image-size map a band of rows at a time (an ImageMap),
+    never whole: the same bytes as from the whole map, bicubic (enlarged) and area (shrunk)."""
+    from msinet.postprocess import ImageMap, map_to_image, overlay, to_uint8
+
+    rng = np.random.default_rng(1)
+    m = rng.random((240, 320)).astype(np.float32)
+    whole = map_to_image(m, original)
+    lazy = ImageMap(m, original)
+    assert lazy.shape == whole.shape == original
+    np.testing.assert_array_equal(to_uint8(lazy), to_uint8(whole))
+    image = rng.integers(0, 256, (*original, 3), np.uint8)
+    np.testing.assert_array_equal(
+        overlay(image, lazy, "jet", 0.6), overlay(image, whole, "jet", 0.6)
+    )
+    np.testing.assert_array_equal(lazy[3:9], whole[3:9])
+    with pytest.raises(TypeError, match="bands of rows"):
+        lazy[::2]

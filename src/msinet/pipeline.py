@@ -16,7 +16,7 @@ import numpy as np
 from msinet.density import DensityError, log_density
 from msinet.engine import Engine
 from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
-from msinet.postprocess import encode_jpeg, encode_png, map_to_image, overlay, to_uint8
+from msinet.postprocess import ImageMap, encode_jpeg, encode_png, overlay, to_uint8
 from msinet.preprocess import Geometry, parse_size, preprocess
 
 if TYPE_CHECKING:
@@ -63,9 +63,11 @@ class Pipeline:
         return self.engine.predict(np.stack(prepared))
 
     @staticmethod
-    def map_back(m: np.ndarray, geometry: Geometry) -> np.ndarray:
-        """A model-size map -> the image's own size (float32, 0..1)."""
-        return map_to_image(m, geometry.original)
+    def map_back(m: np.ndarray, geometry: Geometry, whole: bool = True) -> np.ndarray | ImageMap:
+        """A model-size map -> the image's own size (float32, 0..1); with `whole=False` an
+        ImageMap, computed a band of rows at a time by `encode` (a 49 MP map whole is 196 MB)."""
+        image_map = ImageMap(m, geometry.original)
+        return np.asarray(image_map) if whole else image_map
 
     def density_back(self, m: np.ndarray, geometry: Geometry) -> np.ndarray:
         """A model-size map -> the image's calibrated fixation density (float32 natural log at
@@ -77,7 +79,7 @@ class Pipeline:
         return log_density(m, geometry.original, calibration)
 
     @staticmethod
-    def encode(image: np.ndarray | None, saliency: np.ndarray, fmt: str = "png", *,
+    def encode(image: np.ndarray | None, saliency: np.ndarray | ImageMap, fmt: str = "png", *,
                with_overlay=False, colormap: str = "jet", alpha: float = 0.6,
                quality: int = 90) -> bytes:  # fmt: skip
         """An image-size map (or its overlay on `image`, needed only then) as PNG or JPEG."""

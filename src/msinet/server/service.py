@@ -332,8 +332,8 @@ class SaliencyService:
                opts: Options):  # fmt: skip
         if opts.format == "density":
             return npy_bytes(self.pipeline.density_back(m, geometry)), "application/x-npy"
-        if opts.size == "original":
-            m = self.pipeline.map_back(m, geometry)
+        if opts.size == "original":  # 8-bit maps and overlays read it a band at a time
+            m = self.pipeline.map_back(m, geometry, whole=opts.format in ("npy", "json"))
         if opts.format == "npy":
             return npy_bytes(m), "application/x-npy"
         if opts.format == "json":
