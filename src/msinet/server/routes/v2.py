@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from msinet.server.routes import service_of, settings_of
@@ -105,7 +105,8 @@ def _in_range(inp: InferInput, a: np.ndarray) -> None:
         raise ServiceError(422, f"input {inp.name}: values must be finite and within 0..255")
 
 
-def _array(inp: InferInput, dtype, max_pixels: int, raw: bytes | None = None) -> np.ndarray:
+def _array(inp: InferInput, dtype, max_pixels: int,
+           raw: memoryview | None = None) -> np.ndarray:  # fmt: skip
     """The input as an array, every check made before anything large is allocated: the shape's
     size against the pixel limit, then the data: raw bytes of exactly the shape's size, or JSON
     flat or nested as the shape, of the datatype's JSON type (UINT8 integers, FP32 numbers;
@@ -118,7 +119,7 @@ def _array(inp: InferInput, dtype, max_pixels: int, raw: bytes | None = None) ->
                                f"{inp.shape} of {inp.datatype}")  # fmt: skip
         a = np.frombuffer(raw, RAW[inp.datatype])
         _in_range(inp, a)
-        return a.reshape(inp.shape).astype(dtype)
+        return np.asarray(a.reshape(inp.shape), dtype)  # UINT8 image: the body's own bytes
     if inp.data is None:
         raise ServiceError(422, f"input {inp.name}: no data and no binary_data_size")
     nested = bool(inp.data) and isinstance(inp.data[0], list)
@@ -140,18 +141,18 @@ def _array(inp: InferInput, dtype, max_pixels: int, raw: bytes | None = None) ->
     return a.reshape(inp.shape).astype(dtype)
 
 
-def _split(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
-    """(JSON, binary section) of a body; the whole body is JSON without the extension."""
+def _split(raw: bytes, header_length: str | None) -> tuple[bytes, memoryview]:
+    """(JSON, binary section, not copied) of a body; all JSON without the extension."""
     if header_length is None:
-        return raw, b""
+        return raw, memoryview(b"")
     if not header_length.isdigit() or int(header_length) > len(raw):
         raise ServiceError(400, f"{HEADER_LENGTH} must be a whole number of bytes, at most "
                            f"the body's {len(raw)}, not {header_length!r}")  # fmt: skip
     n = int(header_length)
-    return raw[:n], raw[n:]
+    return raw[:n], memoryview(raw)[n:]
 
 
-def _binary_of(inp: InferInput, binary: bytes) -> bytes | None:
+def _binary_of(inp: InferInput, binary: memoryview) -> memoryview | None:
     """The input's raw bytes from the binary section (one input per request), or None."""
     size = (inp.parameters or {}).get("binary_data_size")
     if size is None:
@@ -172,6 +173,19 @@ def _binary_output(body: InferRequest) -> bool:
     if any(w is not None for w in wanted):
         return any(w is True for w in wanted)
     return (body.parameters or {}).get("binary_data_output") is True
+
+
+def _json_chunks(answer: dict, values: np.ndarray, block: int = 1 << 16):
+    """The answer as JSON with `values` as its one output's `data`, written a block of values at
+    a time: whole, a 5 MP map's list of Python floats took ~170 MB and its text ~100 MB more.
+    The same bytes as JSONResponse (compact separators, Python's float repr)."""
+    head = json.dumps(answer, separators=(",", ":"), ensure_ascii=False)
+    before, after = head[:-3], head[-3:]  # '...}]}': the output's closing brace onwards
+    yield (before + ',"data":[').encode()
+    for i in range(0, values.size, block):
+        text = json.dumps(values[i : i + block].tolist(), separators=(",", ":"))
+        yield (text[1:-1] if i == 0 else "," + text[1:-1]).encode()
+    yield ("]" + after).encode()
 
 
 def _inlined(schema: dict) -> dict:
@@ -212,7 +226,7 @@ async def infer(request: Request, name: str) -> Response:
             raise ServiceError(422, "input image must be UINT8 with shape [H, W, 3]")
         a = _array(inp, np.float64 if raw is None else np.uint8, max_pixels, raw)
         with service.admit(1) as ticket, service.hold_count(inp.shape[0] * inp.shape[1]):
-            m, geometry, _ = await service.predict_map(a.astype(np.uint8), ticket)
+            m, geometry, _ = await service.predict_map(np.asarray(a, np.uint8), ticket)
         out = service.pipeline.map_back(m, geometry)
     else:
         if inp.datatype != "FP32" or len(inp.shape) != 4 or inp.shape[1] != 3:
@@ -236,7 +250,8 @@ async def infer(request: Request, name: str) -> Response:
     answer = {"model_name": name, "model_version": service.model_version, "id": body.id}
     output = {"name": "saliency", "datatype": "FP32", "shape": list(out.shape)}
     if not _binary_output(body):
-        return JSONResponse({**answer, "outputs": [{**output, "data": out.ravel().tolist()}]})
+        return StreamingResponse(_json_chunks({**answer, "outputs": [output]}, out.ravel()),
+                                 media_type="application/json")  # fmt: skip
     data = out.tobytes()
     output["parameters"] = {"binary_data_size": len(data)}
     header = json.dumps({**answer, "outputs": [output]}).encode()
