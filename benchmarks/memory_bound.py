@@ -109,6 +109,7 @@ def cases(url: str, key: str | None) -> dict[str, list[Request]]:
             post("/v1/saliency", strip_png((40000, 1))),
         ]
         * 2,
+        "saliency 19.9 MB padded PNG x64": [post("/v1/saliency", padded)] * 64,
         "overlay 5600x5600 x2": [post("/v1/saliency?overlay=true", png5600)] * 2,
         "overlay 7000x7000 x1": [post("/v1/saliency?overlay=true", png7000)],
         "crop 7000x7000 JSON x2": [post("/v1/crop?aspect=1:1&aspect=9:16", png7000)] * 2,

@@ -173,6 +173,18 @@ def test_batches_of_padded_uploads_stay_bounded_and_give_memory_back(server):
     assert status(pid)["VmRSS"] < idle + 300
 
 
+def test_many_large_uploads_share_the_upload_budget(server):
+    """64 uploads of 19.9 MB at once had taken 3 GB: beyond --max-inflight-upload-mb (200)
+    they get 503 (their bodies read and dropped, so the client sees the answer)."""
+    url, pid, _ = server
+    png = padded_png(int(19.9 * 2**20))
+    with Case(pid) as case:
+        answers = asyncio.run(posts(url, "/v1/saliency", 64, content=png,
+                                    headers={"content-type": "image/png"}))  # fmt: skip
+    check(case, answers, {200, 503})
+    assert 200 in codes(answers) and 503 in codes(answers)
+
+
 def test_v2_tensors_obey_the_pixel_limits(server):
     url, pid, _ = server
     zeros = {"inputs": [{"name": "images", "shape": [1, 3, 2048, 1280], "datatype": "FP32",

@@ -276,3 +276,52 @@ def test_v2_json_with_or_without_a_content_type_and_binary_framing_errors(client
     r = client.post(INFER, content=header + raw,
                     headers={"inference-header-content-length": str(len(header))})  # fmt: skip
     assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [2, 2]
+
+
+def test_upload_bytes_in_flight_have_a_budget():
+    """64 uploads of 20 MB at once took 3 GB: the bodies in flight share a budget
+    (--max-inflight-upload-mb), refused with 503 before they are read, given back when the
+    answer is sent; one alone always passes; a :batch holds at most its read-ahead."""
+    import asyncio
+
+    import httpx
+
+    from msinet.server.guard import RequestGuard
+
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        body = b""
+        while True:
+            m = await receive()
+            body += m.get("body", b"")
+            if not m.get("more_body"):
+                break
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    refused = []
+    guard = RequestGuard(app, None, [], max_body=1000, batch_body=16_000, inflight_bodies=2500,
+                         batch_held=1500, on_refused=refused.append)  # fmt: skip
+
+    async def run() -> tuple[list[int], list[int], int]:
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as h:
+            first = [asyncio.create_task(h.post("/v1/saliency", content=b"x" * 1000))
+                     for _ in range(2)]  # fmt: skip
+            while guard.bodies < 2000:
+                await asyncio.sleep(0.01)
+            third = await h.post("/v1/saliency", content=b"x" * 1000)  # 3000 > 2500
+            small = asyncio.create_task(h.post("/v1/saliency", content=b"x" * 400))
+            await asyncio.sleep(0.05)
+            batch = await h.post("/v1/saliency:batch", content=b"x" * 9000)  # holds 1500
+            release.set()
+            answers = await asyncio.gather(*first, small)
+            alone = await h.post("/v1/saliency:batch", content=b"x" * 9000)
+            return ([a.status_code for a in answers], [third.status_code, batch.status_code,
+                    alone.status_code], third.headers.get("retry-after"))  # fmt: skip
+
+    passed, others, retry = asyncio.run(run())
+    assert passed == [200, 200, 200] and others == [503, 503, 200] and retry == "1"
+    assert refused == ["uploads", "uploads"] and guard.bodies == 0

@@ -51,8 +51,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     upload = settings.max_upload_bytes
     app.add_middleware(RequestGuard, api_key=settings.api_key, public=settings.public_routes,
                        max_body=upload, batch_body=upload * settings.max_batch_images,
-                       body_timeout=settings.body_timeout_s,
-                       max_headers=settings.max_headers)  # fmt: skip
+                       body_timeout=settings.body_timeout_s, max_headers=settings.max_headers,
+                       inflight_bodies=settings.max_inflight_upload_bytes,
+                       batch_held=upload * saliency.READ_AHEAD,
+                       on_refused=lambda reason: metrics.rejected.labels(reason).inc())  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ServiceError)

@@ -31,12 +31,20 @@ class RequestGuard:
     (compared in constant time) on every route but the public ones; 413 for a body over
     `max_body` bytes (`batch_body` on `:batch` routes, which take several uploads), by
     Content-Length or while it streams; 408 for a body not complete `body_timeout` seconds
-    after the headers (a slow sender holds a connection and a route's parser)."""
+    after the headers (a slow sender holds a connection and a route's parser); 503 when the
+    bodies of the requests in flight would pass `inflight_bodies` bytes (a request holds its
+    Content-Length, or its route's limit when chunked; a :batch, whose parts are spooled to
+    disk, at most `batch_held`) until its answer is sent. A request alone always passes: 64
+    uploads of 20 MB at once had taken 3 GB."""
 
     def __init__(self, app, api_key: str | None, public: list[str], max_body: int,
-                 batch_body: int, body_timeout: float = 60.0,
-                 max_headers: int = 100) -> None:  # fmt: skip
+                 batch_body: int, body_timeout: float = 60.0, max_headers: int = 100,
+                 inflight_bodies: int | None = None, batch_held: int | None = None,
+                 on_refused=None) -> None:  # fmt: skip
         self.app, self.default_body, self.batch_body = app, max_body, batch_body
+        self.inflight_bodies, self.batch_held = inflight_bodies, batch_held or batch_body
+        self.bodies = 0  # bytes held by the requests in flight
+        self.on_refused = on_refused or (lambda reason: None)
         self.key = api_key.encode() if api_key else None
         self.public = tuple(public)
         self.body_timeout, self.max_headers = body_timeout, max_headers
@@ -92,6 +100,52 @@ class RequestGuard:
                                        f"{limit}-byte limit", path=scope["path"]):  # fmt: skip
                 await send(message)
             return None
+        held = self.held(scope["path"], headers, limit)
+        if self.inflight_bodies and self.bodies and self.bodies + held > self.inflight_bodies:
+            self.on_refused("uploads")
+            message = (f"server busy: {self.bodies} bytes of uploads in flight, {held} more "
+                       f"would pass the {self.inflight_bodies}-byte limit")  # fmt: skip
+            # the body is read and dropped first: closing on unread data resets the
+            # connection, and the client would see a reset instead of the 503
+            drained = await self.drain(receive, limit)
+            extra = [(b"retry-after", b"1")] + ([] if drained else [(b"connection", b"close")])
+            for m in _error(503, message, extra, scope["path"]):
+                await send(m)
+            return None
+        self.bodies += held
+        try:
+            await self.body_limited(scope, receive, send, limit)
+        finally:
+            self.bodies -= held
+        return None
+
+    async def drain(self, receive, limit: int) -> bool:
+        """Read and drop a body (none of it kept): True when it ended within the body timeout
+        and the route's limit, so that the connection can stay open."""
+        deadline, seen = time.monotonic() + self.body_timeout, 0
+        while True:
+            try:
+                m = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+            if m["type"] != "http.request":
+                return False
+            seen += len(m.get("body", b""))
+            if seen > limit:
+                return False
+            if not m.get("more_body", False):
+                return True
+
+    def held(self, path: str, headers: dict[bytes, bytes], limit: int) -> int:
+        """Bytes a request's body may hold in memory: its length, or its limit if chunked."""
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit():
+            size = int(declared)
+        else:
+            size = limit if b"chunked" in headers.get(b"transfer-encoding", b"").lower() else 0
+        return min(size, self.batch_held) if path.endswith(":batch") else size
+
+    async def body_limited(self, scope, receive, send, limit: int) -> None:
         seen, complete, refusal = 0, False, None
         deadline = time.monotonic() + self.body_timeout
         end = {"type": "http.request", "body": b"", "more_body": False}
@@ -130,7 +184,6 @@ class RequestGuard:
             return None
 
         await self.app(scope, limited_receive, guarded_send)
-        return None
 
 
 KEY_PROTOCOL = "msinet.key."  # + the key in unpadded base64url (a subprotocol is a token)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_inflight_pixels: int = Field(64_000_000, ge=1, description="pixels of all images in "
                                      "flight, which bounds memory (docs/serving.md); beyond: "
                                      "503")  # fmt: skip
+    max_inflight_upload_mb: float = Field(
+        200.0, gt=0, description="request bodies of all requests in flight (a :batch counts the "
+        "uploads it holds at once); beyond: 503 before a body is read")  # fmt: skip
     max_connections: int = Field(512, ge=1, description="open connections; beyond, the one "
                                  "idle the longest is closed, or 503 if all are busy")  # fmt: skip
     # A WebSocket holds its connection for as long as it is open and is never idle in the HTTP
@@ -90,3 +93,7 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_inflight_upload_bytes(self) -> int:
+        return int(self.max_inflight_upload_mb * 1024 * 1024)
