@@ -241,3 +241,12 @@ def test_saved_densities_are_scored_as_densities(tmp_path, osie_root):
     assert isinstance(read, LogDensity) and np.array_equal(read.values, ld)
     np.save(tmp_path / f"{s.name}.npy", np.exp(ld) / np.exp(ld).max())  # a map, not a density
     assert isinstance(folder_predictions(tmp_path)(s, None), np.ndarray)
+
+
+def test_calibrate_honours_max_pixels(random_weights, osie_root, capsys):
+    """`--max-pixels` reached the fit (it was parsed and then ignored): OSIE's 800x600 images
+    over a 100,000-pixel limit stop the fit with one line naming the limit."""
+    code = main(["calibrate", "--data", f"osie:{osie_root}", "--limit", "2", "--weights",
+                 str(random_weights), "--max-pixels", "100000", "-q"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "100000" in err[0], err

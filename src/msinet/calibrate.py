@@ -30,7 +30,7 @@ def model_maps(pipeline: Pipeline, samples: list[Sample], desc: str,
 
     maps = []
     for s in tqdm(samples, desc=desc, unit="img", disable=not progress):
-        x, _ = pipeline.prepare(load_image(s.image))
+        x, _ = pipeline.prepare(pipeline.decode(s.image))  # within --max-pixels
         maps.append(pipeline.run([x])[0])
     return maps
 

@@ -359,7 +359,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             parts.append(f"{dataset.name} {fit_on[0].name}-{fit_on[-1].name} ({len(fit_on)} "
                          "images)")  # fmt: skip
         engine, weights = resolve(args.weights, args.engine)
-        pipeline = load(weights, engine=engine, size=args.size, threads=args.threads)
+        pipeline = load(weights, engine=engine, size=args.size, threads=args.threads,
+                        max_pixels=args.max_pixels)  # fmt: skip
         source = source_hash(weights)
         for path in args.write:  # refuse before the long fit, not after it
             if source_hash(path) != source:
