@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from msinet.model import MSINet, init_weights
+from msinet.model.net import MSINet, init_weights
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias
 from msinet.data import open_dataset
-from msinet.evaluate import METRICS, GroundTruthBuilder, score
+from msinet.evaluation.baselines import EmpiricalCenterBias, GaussianCenterBias
+from msinet.evaluation.evaluate import METRICS, GroundTruthBuilder, score
 
 
 def main() -> None:

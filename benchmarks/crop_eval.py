@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from msinet.cpu import cpu_info
 from msinet.crop import Box, crop_box, largest_size, parse_aspect
 from msinet.data import open_dataset
+from msinet.engine.cpu import cpu_info
 from msinet.pipeline import load
 
 ASPECTS = ("1:1", "4:5", "9:16", "16:9")

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from msinet.cpu import cpu_info
+from msinet.engine.cpu import cpu_info
 
 CHILD = """
 import json, resource, sys, threading, time

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 
-from msinet.cpu import cpu_info
+from msinet.engine.cpu import cpu_info
 
 CHILD = """
 import json, resource, sys, time

@@ -31,8 +31,8 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from msinet.bench import calls_per_s, median_seconds
 from msinet.engine import load_engine, under_load
+from msinet.engine.bench import calls_per_s, median_seconds
 from msinet.pipeline import Pipeline, resolve
 from msinet.server.observability import Metrics
 from msinet.server.service import Options, SaliencyService

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from msinet.cpu import cpu_info
+from msinet.engine.cpu import cpu_info
 
 
 def one_bit_png(side: int) -> bytes:

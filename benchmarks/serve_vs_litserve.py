@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 from load_test import client_loop
 
-from msinet.cpu import cpu_info
+from msinet.engine.cpu import cpu_info
 
 HERE = Path(__file__).resolve().parent
 SERVERS = {

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from msinet.cpu import cpu_info
+from msinet.engine.cpu import cpu_info
 from msinet.pipeline import load
 from msinet.video import VideoWriter, predict_video
 

@@ -69,7 +69,7 @@ def vgg16_path() -> Path:
 def random_model():
     import torch
 
-    from msinet.model import MSINet, init_weights
+    from msinet.model.net import MSINet, init_weights
 
     torch.manual_seed(0)
     model = MSINet()
@@ -82,19 +82,21 @@ def random_engine(tmp_path_factory, random_model):
     """The onnx engine (fp32) of the random model: for server tests, whose answers need a real
     engine but not a trained one."""
     from msinet.engine import load_engine
-    from msinet.model_io import save_model
-    from msinet.weights import WeightsMeta
+    from msinet.weights.store import WeightsMeta
+    from msinet.weights.torch_io import save_model
 
     path = tmp_path_factory.mktemp("engine") / "random-fp32.safetensors"
     save_model(random_model, path, WeightsMeta(dataset="random-init"))
-    return load_engine("onnx", path)
+    # one thread: an app started on it makes no single-threaded sibling session (a copy of the
+    # weights per app, ~200 MB); the tests of the sibling load their own two-thread engine
+    return load_engine("onnx", path, threads=1)
 
 
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory, random_model) -> Path:
     """A randomly initialised MSI-Net saved as msinet weights (fp16), written by the test."""
-    from msinet.model_io import save_model
-    from msinet.weights import WeightsMeta
+    from msinet.weights.store import WeightsMeta
+    from msinet.weights.torch_io import save_model
 
     path = tmp_path_factory.mktemp("weights") / "random.safetensors"
     save_model(random_model, path, WeightsMeta(dataset="random-init", version="test"), "float16")
@@ -110,7 +112,7 @@ def broken_int8(tmp_path_factory) -> Path:
     from onnx import numpy_helper
 
     from msinet.engine.onnx_graph import seal
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     model = onnx.load(str(default_weights("onnx-int8")))
     rng = np.random.default_rng(0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msinet import weights as W
 from msinet.cli import main
+from msinet.weights import store as W
 
 
 @pytest.fixture
@@ -146,8 +146,8 @@ def test_info_on_corrupt_file(tmp_path, capsys):
 
 
 def test_export_fp16_keeps_metadata_and_updates_version(tmp_path, random_model, capsys):
-    from msinet.model_io import save_model
-    from msinet.weights import WeightsMeta, load_arrays
+    from msinet.weights.store import WeightsMeta, load_arrays
+    from msinet.weights.torch_io import save_model
 
     src = tmp_path / "fp32.safetensors"
     save_model(random_model, src, WeightsMeta(dataset="osie", version="1"))
@@ -165,7 +165,7 @@ def test_serve_and_train_flags_come_from_their_configs():
     import dataclasses
 
     from msinet.cli import build_parser
-    from msinet.config import TrainConfig
+    from msinet.model.config import TrainConfig
     from msinet.server.settings import Settings
 
     parser = build_parser()

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from msinet.calibrate import check, model_maps, source_hash, store
 from msinet.cli import main
 from msinet.density import (
     DensityCalibration,
@@ -20,7 +19,8 @@ from msinet.density import (
     log_density,
     log_likelihood,
 )
-from msinet.evaluate import (
+from msinet.evaluation.calibrate import check, model_maps, source_hash, store
+from msinet.evaluation.evaluate import (
     GroundTruthBuilder,
     LogDensity,
     evaluate,
@@ -28,8 +28,8 @@ from msinet.evaluate import (
     model_rows,
     score_map,
 )
-from msinet.image import load_image
-from msinet.weights import WeightsError, WeightsMeta, load_arrays
+from msinet.imaging.decode import load_image
+from msinet.weights.store import WeightsError, WeightsMeta, load_arrays
 
 CAL = DensityCalibration(
     blur=0.02, exponent=1.3, floor=0.01, centre_weight=0.1, centre_mean=(0.48, 0.5),
@@ -126,7 +126,7 @@ def test_calibration_travels_in_weights_metadata(calibrated, random_weights, tmp
 def test_every_engine_gives_the_same_density(shipped, osie_images):
     """The calibration lives in both shipped files: torch, onnx and onnx-int8 agree."""
     from msinet.pipeline import load
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     image = load_image(osie_images[1])
     fp32 = default_weights()
@@ -155,8 +155,8 @@ def test_calibration_improves_validation_log_likelihood(shipped, osie_root):
 
 def test_density_known_answers(osie_root):
     """IG of the baseline over itself is 0; LL of a uniform density is 0."""
-    from msinet.baselines import EmpiricalCenterBias
     from msinet.data.osie import OSIE
+    from msinet.evaluation.baselines import EmpiricalCenterBias
 
     data = OSIE(osie_root)
     val, train = data.samples("val")[:2], data.samples("train")

@@ -8,10 +8,10 @@ import torch
 from msinet.engine import check_batch, load_engine, under_load
 from msinet.engine.onnx_graph import build_from_weights, meta_of
 from msinet.engine.quantize import quantize_int8
-from msinet.image import load_image
-from msinet.model_io import save_model
-from msinet.preprocess import batch, preprocess
-from msinet.weights import WeightsError, WeightsMeta
+from msinet.imaging.decode import load_image
+from msinet.imaging.preprocess import batch, preprocess
+from msinet.weights.store import WeightsError, WeightsMeta
+from msinet.weights.torch_io import save_model
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_calls_under_load_run_single_threaded_with_the_same_maps(fp32_weights, r
 
 
 def test_single_threaded_int8_keeps_its_self_check(real_batch):
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     wide = load_engine("onnx-int8", default_weights("onnx-int8"), threads=2)
     narrow, _ = under_load(wide)
@@ -95,7 +95,7 @@ def test_single_threaded_int8_keeps_its_self_check(real_batch):
 @pytest.mark.slow
 def test_int8_export_of_a_trained_model_passes_its_self_check(tmp_path, osie_images, real_batch):
     from msinet.engine.probe import PROBE_MIN_CC
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     fp32_weights = default_weights()
     path = quantize_int8(fp32_weights, osie_images[10:14], tmp_path / "int8.onnx")

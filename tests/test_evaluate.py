@@ -7,11 +7,17 @@ import sys
 import numpy as np
 import pytest
 
-from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
 from msinet.cli import main
 from msinet.data import open_dataset
 from msinet.data.fixations import Fixations
-from msinet.evaluate import METRICS, GroundTruthBuilder, evaluate, inter_observer, score_map
+from msinet.evaluation.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
+from msinet.evaluation.evaluate import (
+    METRICS,
+    GroundTruthBuilder,
+    evaluate,
+    inter_observer,
+    score_map,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,7 @@ def test_evaluate_both_conventions(osie):
 
 
 def test_spectral_residual_on_a_real_image(osie):
-    from msinet.image import load_image
+    from msinet.imaging.decode import load_image
 
     m = spectral_residual(load_image(osie.samples("val")[0].image))
     assert m.shape == (600, 800) and np.isfinite(m).all() and m.std() > 0

@@ -144,7 +144,7 @@ def test_map_back_never_allocates_more_than_the_image():
 
     import numpy as np
 
-    from msinet.postprocess import map_to_image
+    from msinet.imaging.postprocess import map_to_image
 
     m = np.random.default_rng(0).random((240, 320)).astype(np.float32)
     tracemalloc.start()

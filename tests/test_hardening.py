@@ -161,7 +161,7 @@ def test_images_in_flight_are_bounded_by_their_pixels(random_engine, osie_images
     import httpx
     from PIL import Image
 
-    from msinet.image import declared_pixels
+    from msinet.imaging.decode import declared_pixels
 
     one = osie_images[0].read_bytes()
     app = create_app(Settings(max_inflight_pixels=int(2.5 * declared_pixels(one)),

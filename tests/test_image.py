@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msinet.image import ImageError, ImageTooLarge, load_image
+from msinet.imaging.decode import ImageError, ImageTooLarge, load_image
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -72,8 +72,8 @@ def test_exif_orientation_is_applied():
 def test_tiny_images_pass_and_degenerate_strips_are_refused():
     """A 1x1 image is scaled up and works; a strip that would be under 8 px at the model's
     input (1x5000 -> 1x320) is refused in words (issue 16: such files exhausted memory)."""
-    from msinet.postprocess import map_to_image
-    from msinet.preprocess import preprocess
+    from msinet.imaging.postprocess import map_to_image
+    from msinet.imaging.preprocess import preprocess
 
     for shape in [(1, 1), (7, 9), (30, 1000)]:
         image = load_image(encode(Image.fromarray(np.full((*shape, 3), 90, np.uint8)), "PNG"))
@@ -125,7 +125,7 @@ def test_huge_declared_size_is_refused_before_decoding():
 def test_large_images_are_copied_out_in_strips_exactly(osie_images):
     from PIL import Image as PILImage
 
-    from msinet.image import STRIP_ROWS, pixels
+    from msinet.imaging.decode import STRIP_ROWS, pixels
 
     img = PILImage.open(osie_images[0]).convert("RGB").resize((2100, 1900))
     assert img.width * img.height > STRIP_ROWS * 4096

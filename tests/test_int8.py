@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from msinet import weights as W
-from msinet.cpu import cpu_info, parse_cpuinfo
 from msinet.engine import load_engine
+from msinet.engine.cpu import cpu_info, parse_cpuinfo
 from msinet.engine.onnx_graph import seal
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe
-from msinet.image import load_image
-from msinet.preprocess import batch, preprocess
+from msinet.imaging.decode import load_image
+from msinet.imaging.preprocess import batch, preprocess
+from msinet.weights import store as W
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -39,8 +39,8 @@ def test_shipped_int8_matches_fp32_on_real_images(osie_root):
     """The issue's bar, on whatever CPU the tests run on: CC >= 0.995 on every image and a mean
     NSS change <= 0.01 against fp32, on OSIE validation images at the model's size."""
     from msinet.data.osie import OSIE
-    from msinet.metrics import nss
-    from msinet.postprocess import map_to_image
+    from msinet.evaluation.metrics import nss
+    from msinet.imaging.postprocess import map_to_image
 
     samples = OSIE(osie_root).samples("val")[:20]  # as msinet bench measures it
     int8 = load_engine("onnx-int8", W.default_weights("onnx-int8"), threads=2)
@@ -154,7 +154,7 @@ def test_bench_without_torch_compares_int8_with_fp32_onnx(tmp_path, osie_root, m
     against itself); the table names the CPU and its ISA; progress shows on stderr."""
     import json
 
-    from msinet import bench
+    from msinet.engine import bench
 
     monkeypatch.setattr(bench, "torch_installed", lambda: False)
     out = tmp_path / "bench.json"

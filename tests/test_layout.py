@@ -74,6 +74,8 @@ def reachable(graph: dict[str, set[str]], start: str, skip: str = "") -> set[str
 def test_serving_reaches_torch_only_through_the_torch_engine():
     graph = import_graph()
     serving = reachable(graph, "msinet.server.app")
-    assert not any(m.startswith(("msinet.scale", "msinet.train")) for m in serving)
-    assert "msinet.model" in serving  # --engine torch loads it, on demand
-    assert "msinet.model" not in reachable(graph, "msinet.server.app", skip="msinet.engine.torch")
+    assert not any(m.startswith(("msinet.scale", "msinet.training.train")) for m in serving)
+    assert "msinet.model.net" in serving  # --engine torch loads it, on demand
+    assert "msinet.model.net" not in reachable(
+        graph, "msinet.server.app", skip="msinet.engine.torch"
+    )

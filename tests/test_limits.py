@@ -94,7 +94,7 @@ def test_cli_takes_no_abbreviated_flags(capsys):
 
 
 def test_the_pixel_limit_named_is_msinets(tmp_path):
-    from msinet.image import ImageTooLarge, load_image
+    from msinet.imaging.decode import ImageTooLarge, load_image
 
     path = tmp_path / "huge.png"
     Image.new("1", (14000, 14000)).save(path)  # 196 M pixels: past Pillow's own bomb limit

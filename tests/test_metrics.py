@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from msinet import metrics
+from msinet.evaluation import metrics
 
 
 def fixmap(shape, points):

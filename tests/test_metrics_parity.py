@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from msinet import metrics
-from msinet.baselines import spectral_residual
 from msinet.data.osie import OSIE
-from msinet.image import load_image
+from msinet.evaluation import metrics
+from msinet.evaluation.baselines import spectral_residual
+from msinet.imaging.decode import load_image
 
 pysaliency = pytest.importorskip("pysaliency")
 if not hasattr(np, "trapz"):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from msinet.model import (
+from msinet.model.net import (
     MSINet,
     MSINetConfig,
     count_parameters,
@@ -160,8 +160,8 @@ def test_init_is_glorot_uniform_with_zero_bias():
 
 
 def test_the_architecture_spec_is_the_model_key_by_key(random_model):
-    """msinet.arch (torch-free) states every parameter; the torch model builds from it."""
-    from msinet.arch import parameter_shapes
+    """msinet.model.arch (torch-free) states every parameter; the torch model builds from it."""
+    from msinet.model.arch import parameter_shapes
 
     spec = parameter_shapes()
     state = {k: tuple(v.shape) for k, v in random_model.state_dict().items()}
@@ -177,7 +177,7 @@ def test_official_names_need_no_torch():
 
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from msinet.official import expected_variables\n"
+        "from msinet.weights.official import expected_variables\n"
         "from msinet.engine.onnx_graph import build_graph\n"
         "names = expected_variables(); assert len(names) == 46, len(names)\n"
         "assert names['conv5/conv5_3/kernel'] == 'encoder.conv5.conv5_3.weight'\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from msinet.cli import main
-from msinet.files import PROTECTED, OverwriteRefused, protect, protecting, write_bytes_whole
-from msinet.outputs import clear_of_inputs, map_files, output_names
+from msinet.imaging.files import PROTECTED, OverwriteRefused, protect, protecting, write_bytes_whole
+from msinet.imaging.outputs import clear_of_inputs, map_files, output_names
 
 
 def digests(folder: Path) -> dict[str, str]:

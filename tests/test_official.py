@@ -12,16 +12,16 @@ pytest.importorskip("tensorboard", reason="the msinet[official] extra")
 from tensorboard.compat.proto import graph_pb2, meta_graph_pb2, types_pb2
 
 from msinet.cli import main
-from msinet.image import load_image
-from msinet.model_io import load_model
-from msinet.official import OFFICIAL_MEAN, expected_variables
-from msinet.preprocess import batch, preprocess
-from msinet.weights import WeightsError
+from msinet.imaging.decode import load_image
+from msinet.imaging.preprocess import batch, preprocess
+from msinet.weights.official import OFFICIAL_MEAN, expected_variables
+from msinet.weights.store import WeightsError
+from msinet.weights.torch_io import load_model
 
 
 def official_weights(seed=0) -> dict[str, np.ndarray]:
     """Random weights in the official names and HWIO layout."""
-    from msinet.model import MSINet
+    from msinet.model.net import MSINet
 
     shapes = {k: tuple(v.shape) for k, v in MSINet().state_dict().items()}
     rng = np.random.default_rng(seed)
@@ -71,7 +71,7 @@ def tf1_upsample2x(x: np.ndarray) -> np.ndarray:
 
 
 def official_forward(w: dict[str, np.ndarray], rgb: np.ndarray) -> np.ndarray:
-    """The official graph's arithmetic, independently of msinet.model: RGB minus the means
+    """The official graph's arithmetic, independently of msinet.model.net: RGB minus the means
     (no flip), HWIO convolutions with "same" padding, -inf SAME pooling, TF1 bilinear."""
 
     def conv(x, name, dilation=1, relu=True):
@@ -281,7 +281,7 @@ def test_clear_errors(tmp_path, weights, capsys):
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\xff\xff\xff garbage")
     with pytest.raises(WeightsError):
-        from msinet.official import read_official
+        from msinet.weights.official import read_official
 
         read_official(junk)
     bad_index = tmp_path / "m.ckpt.index"
@@ -434,7 +434,7 @@ def test_keras_saved_model_variables_by_object_graph_path(tmp_path, weights):
     ("model_salicon_gpu.ckpt.data-00000-of-00001", "salicon"), ("model_mit1003_cpu.pb", "mit1003"),
 ])  # fmt: skip
 def test_the_training_codes_checkpoint_names_say_the_dataset(name, dataset):
-    from msinet.official import dataset_of
+    from msinet.weights.official import dataset_of
 
     assert dataset_of(Path(name), None) == dataset
     with pytest.raises(WeightsError, match=r"\.pb or \.ckpt"):

@@ -10,7 +10,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from msinet.engine.onnx_graph import build_from_weights, initializer_hash, seal, set_metadata
-from msinet.weights import default_weights
+from msinet.weights.store import default_weights
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def run(*args):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_tampered_onnx_files_are_refused_in_one_line(case, fp32, tmp_path, osie_images):
     from msinet.engine import load_engine
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     change, reseal, words = CASES[case]
     path = tampered(fp32, tmp_path, change, reseal)
@@ -99,7 +99,7 @@ def test_serve_refuses_a_tampered_file_in_one_line(fp32, tmp_path):
 
 def test_the_seal_covers_nodes_and_metadata(fp32, tmp_path):
     from msinet.engine import load_engine
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     for change in (relu_to_sigmoid, lambda m: set_metadata(m, "input_order", "rgb")):
         with pytest.raises(WeightsError, match="corrupted"):
@@ -110,7 +110,7 @@ def test_files_sealed_before_keep_loading(fp32, tmp_path):
     """An export sealed with the initializers' hash alone (before this change) still loads,
     and its structure is checked all the same."""
     from msinet.engine import load_engine
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     model = onnx.load(str(fp32))
     path = tmp_path / "old.onnx"

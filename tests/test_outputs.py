@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from msinet.cli import main
-from msinet.outputs import output_names
+from msinet.imaging.outputs import output_names
 
 
 def test_names_are_unique_stable_and_readable():
@@ -61,9 +61,9 @@ def test_a_write_that_fails_is_one_line_per_image_and_leaves_no_partial_file(
 ):
     """Permission denied (as a non-root user gets it) on one map: that image is reported, the
     others are written whole."""
-    import msinet.files
+    import msinet.imaging.files
 
-    real = msinet.files.written_whole
+    real = msinet.imaging.files.written_whole
     calls = []
 
     def failing_second(path):
@@ -72,7 +72,7 @@ def test_a_write_that_fails_is_one_line_per_image_and_leaves_no_partial_file(
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(msinet.files, "written_whole", failing_second)
+    monkeypatch.setattr(msinet.imaging.files, "written_whole", failing_second)
     out = tmp_path / "out"
     rc = main(["predict", str(osie_folder(3)), "-o", str(out), "--weights", str(random_weights),
                "-q"])  # fmt: skip

@@ -5,10 +5,10 @@ import pytest
 from PIL import Image
 
 import msinet
-from msinet import weights as W
 from msinet.engine import ENGINES
-from msinet.image import ImageError
+from msinet.imaging.decode import ImageError
 from msinet.pipeline import Pipeline, resolve
+from msinet.weights import store as W
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_every_engine_through_the_public_api(engine, osie_images, fp32_map):
 def test_maps_read_in_bands_equal_the_whole_map(original):
     """8-bit maps and overlays read the image-size map a band of rows at a time (an ImageMap),
     never whole: the same bytes as from the whole map, bicubic (enlarged) and area (shrunk)."""
-    from msinet.postprocess import ImageMap, map_to_image, overlay, to_uint8
+    from msinet.imaging.postprocess import ImageMap, map_to_image, overlay, to_uint8
 
     rng = np.random.default_rng(1)
     m = rng.random((240, 320)).astype(np.float32)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from msinet.image import load_image
-from msinet.postprocess import map_to_image, overlay, to_uint8
-from msinet.preprocess import SIZE_PRESETS, parse_size, preprocess, preprocess_map
-from msinet.resize import area_matrix, bicubic_matrix, fit_size, resize
+from msinet.imaging.decode import load_image
+from msinet.imaging.postprocess import map_to_image, overlay, to_uint8
+from msinet.imaging.preprocess import SIZE_PRESETS, parse_size, preprocess, preprocess_map
+from msinet.imaging.resize import area_matrix, bicubic_matrix, fit_size, resize
 
 
 def test_area_hand_computed():
@@ -136,8 +136,8 @@ def test_huge_images_are_resized_in_blocks_with_the_same_result(osie_images):
     time (memory, issue 16): the same map as the one-shot float path, to float rounding."""
     from PIL import Image as PILImage
 
-    from msinet.image import load_image
-    from msinet.resize import BLOCK_ELEMENTS, resize_tf
+    from msinet.imaging.decode import load_image
+    from msinet.imaging.resize import BLOCK_ELEMENTS, resize_tf
 
     small = PILImage.fromarray(load_image(osie_images[0]))
     big = np.asarray(small.resize((3000, 2000), PILImage.Resampling.BICUBIC))
@@ -155,10 +155,12 @@ def test_huge_images_are_resized_in_blocks_with_the_same_result(osie_images):
     assert np.array_equal(up, np.concatenate(halves))
 
 
-def test_to_uint8_in_blocks_equals_the_formula():
-    from msinet.postprocess import to_uint8
+def test_to_uint8_in_bands_equals_the_formula(monkeypatch):
+    from msinet.imaging import postprocess
+    from msinet.imaging.postprocess import to_uint8
 
     m = np.random.default_rng(1).uniform(-0.2, 1.2, (301, 257)).astype(np.float32)
     expected = np.rint(np.clip(m, 0.0, 1.0) * 255.0).astype(np.uint8)
-    assert np.array_equal(to_uint8(m, block=1000), expected)
+    assert np.array_equal(to_uint8(m), expected)
+    monkeypatch.setattr(postprocess, "BAND_ELEMENTS", 1000)  # 3 rows a band
     assert np.array_equal(to_uint8(m), expected)

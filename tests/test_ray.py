@@ -8,8 +8,8 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="Ray is the optional msinet[ray] extra")
 
 from msinet.cli import main  # noqa: E402
-from msinet.model_io import save_model  # noqa: E402
-from msinet.weights import WeightsMeta  # noqa: E402
+from msinet.weights.store import WeightsMeta  # noqa: E402
+from msinet.weights.torch_io import save_model  # noqa: E402
 
 pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
 

@@ -35,7 +35,7 @@ def test_a_missing_input_creates_no_output_folder(tmp_path, capsys):
 def test_folders_and_unreadable_files_are_named_as_such(tmp_path, monkeypatch, osie_images):
     import os
 
-    from msinet.image import ImageError, load_image
+    from msinet.imaging.decode import ImageError, load_image
 
     (tmp_path / "x.jpg").mkdir()
     with pytest.raises(ImageError, match="is a folder, not an image file"):
@@ -60,7 +60,7 @@ def test_json_maps_carry_no_float_noise(random_engine, osie_images):
 
 def test_info_shows_metadata_as_values_and_the_pipeline_has_a_repr():
     import msinet
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     r = subprocess.run([sys.executable, "-m", "msinet", "info", str(default_weights("onnx-int8"))],
                        capture_output=True, text=True, timeout=120)  # fmt: skip

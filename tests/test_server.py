@@ -12,19 +12,19 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from msinet.engine import load_engine
-from msinet.model_io import save_model
 from msinet.pipeline import Pipeline
 from msinet.server.app import create_app
 from msinet.server.batcher import Batcher
 from msinet.server.settings import Settings
-from msinet.weights import WeightsMeta
+from msinet.weights.store import WeightsMeta
+from msinet.weights.torch_io import save_model
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory, random_model):
     path = tmp_path_factory.mktemp("srv") / "fp32.safetensors"
     save_model(random_model, path, WeightsMeta(dataset="random-init", version="7"))
-    return load_engine("onnx", path)
+    return load_engine("onnx", path, threads=1)  # no sibling session per app (see conftest)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_saliency_png_matches_the_predictor(client, engine, jpeg_bytes, osie_ima
     for stage in stages:
         assert f'msinet_stage_seconds_count{{stage="{stage}"}}' in text
     m = png(r.content)
-    from msinet.postprocess import to_uint8
+    from msinet.imaging.postprocess import to_uint8
 
     expected = to_uint8(Pipeline(engine).predict(osie_images[0]))
     assert m.shape == (600, 800) and np.abs(m.astype(int) - expected).max() <= 1

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msinet.model_io import save_model
-from msinet.weights import WeightsMeta
+from msinet.weights.store import WeightsMeta
+from msinet.weights.torch_io import save_model
 
 pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
 

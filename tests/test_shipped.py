@@ -5,12 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
-from msinet import model_io
-from msinet import weights as W
 from msinet.engine import load_engine
-from msinet.image import load_image
-from msinet.model import count_parameters
+from msinet.imaging.decode import load_image
+from msinet.model.net import count_parameters
 from msinet.pipeline import Pipeline
+from msinet.weights import store as W
+from msinet.weights import torch_io
 
 
 def test_shipped_files_verify_and_meta_matches_the_model():
@@ -18,7 +18,7 @@ def test_shipped_files_verify_and_meta_matches_the_model():
     path = W.default_weights()
     assert W.file_sha256(path) == entry.sha256
     assert W.file_sha256(W.default_weights("onnx-int8")) == entry.int8_sha256
-    model = model_io.load_model(path)
+    model = torch_io.load_model(path)
     assert count_parameters(model) == entry.meta["num_params"]
     meta = model.weights_meta
     assert meta.dataset == "osie+mit1003+eyecrowd"
@@ -54,9 +54,9 @@ def val(osie_root):
 
 @pytest.mark.parametrize("name", ["osie", "mit1003", "eyecrowd"])
 def test_shipped_model_beats_the_centre_bias_on_each_datasets_unseen_images(name, request):
-    from msinet.baselines import GaussianCenterBias
     from msinet.data import open_dataset
-    from msinet.metrics import nss
+    from msinet.evaluation.baselines import GaussianCenterBias
+    from msinet.evaluation.metrics import nss
 
     data = open_dataset(name, request.getfixturevalue(f"{name}_root"))
     predictor = Pipeline(load_engine("onnx", W.default_weights()))
@@ -70,7 +70,7 @@ def test_shipped_model_beats_the_centre_bias_on_each_datasets_unseen_images(name
 
 
 def test_engines_agree_on_the_shipped_model(val):
-    from msinet.preprocess import batch, preprocess
+    from msinet.imaging.preprocess import batch, preprocess
 
     x = batch([preprocess(load_image(s.image), (240, 320))[0] for s in val[:2]])
     t = load_engine("torch", W.default_weights()).predict(x)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from msinet.config import TrainConfig
-from msinet.files import written_whole
-from msinet.losses import cc_loss, kld_loss, nss_loss
-from msinet.model_io import load_model
-from msinet.train import Trainer
-from msinet.weights import load_arrays
+from msinet.imaging.files import written_whole
+from msinet.model.config import TrainConfig
+from msinet.training.losses import cc_loss, kld_loss, nss_loss
+from msinet.training.train import Trainer
+from msinet.weights.store import load_arrays
+from msinet.weights.torch_io import load_model
 
 
 def test_kld_loss_hand_computed():
@@ -72,7 +72,7 @@ def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root
     # interrupted after 2 epochs; then killed in epoch 3 after its files were written but
     # before the state was committed, with a half-written file left; resumed: the same weights
     Trainer(config(osie_root, vgg16_path, tmp_path / "b", 2)).fit(progress=False)
-    import msinet.train
+    import msinet.training.train
 
     def killed_at_commit(path):
         if Path(path).name == "state.json":
@@ -80,7 +80,7 @@ def test_short_training_reduces_the_loss_and_resumes_exactly(tmp_path, osie_root
             raise KeyboardInterrupt
         return written_whole(path)
 
-    monkeypatch.setattr(msinet.train, "written_whole", killed_at_commit)
+    monkeypatch.setattr(msinet.training.train, "written_whole", killed_at_commit)
     with pytest.raises(KeyboardInterrupt):
         Trainer(config(osie_root, vgg16_path, tmp_path / "b", 3)).fit(resume=True, progress=False)
     monkeypatch.undo()
@@ -133,14 +133,14 @@ def test_resume_errors(tmp_path, osie_root, vgg16_path):
     (["osie:/a"], ["osie=0"], "nothing to train on"),
 ])  # fmt: skip
 def test_bad_sources_are_one_clear_error(data, weights, message):
-    from msinet.trainset import parse_sources
+    from msinet.training.trainset import parse_sources
 
     with pytest.raises(ValueError, match=message):
         parse_sources(data, weights)
 
 
 def test_sources_and_weights():
-    from msinet.trainset import Source, parse_sources
+    from msinet.training.trainset import Source, parse_sources
 
     got = parse_sources(["osie:/d/osie", "eyecrowd:C:/x"], ["eyecrowd=2.5"])
     assert got == [Source("osie", "/d/osie", 1.0), Source("eyecrowd", "C:/x", 2.5)]
@@ -173,9 +173,9 @@ def test_partial_phase_on_two_datasets(tmp_path, osie_root, eyecrowd_root, rando
                                        capsys, monkeypatch):  # fmt: skip
     """Loss goes down; blocks 1-3 stay frozen and conv4 trains; the cache is reused (and equals
     computing the encoder), rebuilt when truncated; a resumed run equals an uninterrupted one."""
-    import msinet.trainset
-    from msinet.image import load_image
-    from msinet.preprocess import preprocess
+    import msinet.training.trainset
+    from msinet.imaging.decode import load_image
+    from msinet.imaging.preprocess import preprocess
 
     c = multi(osie_root, eyecrowd_root, tmp_path / "a", 4, init=str(random_weights),
               cache=str(tmp_path / "cache"))  # fmt: skip
@@ -219,7 +219,7 @@ def test_partial_phase_on_two_datasets(tmp_path, osie_root, eyecrowd_root, rando
     def no_rebuild(*a, **k):
         raise AssertionError("the cache was rebuilt")
 
-    monkeypatch.setattr(msinet.train, "build_part", no_rebuild)
+    monkeypatch.setattr(msinet.training.train, "build_part", no_rebuild)
     _, val = t._parts(model)
     x, maps, fix = val[1].batch([0])
     image, _ = preprocess(load_image(val[1].samples[0].image), t.size)
@@ -241,7 +241,7 @@ def test_partial_phase_on_two_datasets(tmp_path, osie_root, eyecrowd_root, rando
 
 
 def normalize(raw):
-    from msinet.model import normalize_minmax
+    from msinet.model.net import normalize_minmax
 
     return normalize_minmax(raw)
 
@@ -250,9 +250,9 @@ def normalize(raw):
 def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random_model):
     """The saved metadata comes from the model's own config: a converted official model
     (input_order=rgb) stays rgb through training and --resume."""
-    from msinet.model_io import save_model
-    from msinet.official import OFFICIAL_CONFIG
-    from msinet.weights import WeightsMeta
+    from msinet.weights.official import OFFICIAL_CONFIG
+    from msinet.weights.store import WeightsMeta
+    from msinet.weights.torch_io import save_model
 
     official = tmp_path / "official.safetensors"
     rgb = type(random_model)(OFFICIAL_CONFIG)

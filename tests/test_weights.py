@@ -3,11 +3,11 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from msinet import model_io
-from msinet import weights as W
-from msinet.model import MSINet
-from msinet.model_io import load_model, save_model
-from msinet.weights import WeightsError, WeightsMeta, load_arrays
+from msinet.model.net import MSINet
+from msinet.weights import store as W
+from msinet.weights import torch_io
+from msinet.weights.store import WeightsError, WeightsMeta, load_arrays
+from msinet.weights.torch_io import load_model, save_model
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path, random_model):
@@ -83,7 +83,7 @@ def test_vgg16_initialises_the_encoder(vgg16_path):
     from safetensors import safe_open
 
     model = MSINet()
-    model_io.init_from_vgg16(model, vgg16_path)
+    torch_io.init_from_vgg16(model, vgg16_path)
     with safe_open(str(vgg16_path), "np") as f:
         ref = f.get_tensor("conv5_3.weight")
         assert np.array_equal(model.encoder.conv5.conv5_3.weight.detach().numpy(), ref)
@@ -95,7 +95,7 @@ def test_vgg16_wrong_file_is_a_clear_error(tmp_path):
     path = tmp_path / "x.safetensors"
     save_file({"conv1_1.weight": np.zeros((64, 3, 5, 5), np.float32)}, str(path))
     with pytest.raises(WeightsError, match="missing"):
-        model_io.init_from_vgg16(MSINet(), path)
+        torch_io.init_from_vgg16(MSINet(), path)
 
 
 def test_no_shipped_weights_is_said_clearly(monkeypatch):

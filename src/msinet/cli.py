@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.image import DEFAULT_MAX_PIXELS, ImageError, find_images
+from msinet.imaging.decode import DEFAULT_MAX_PIXELS, ImageError, find_images
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -29,9 +29,9 @@ def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from msinet.imaging.postprocess import colormap_lut
     from msinet.pipeline import load, resolve
-    from msinet.postprocess import colormap_lut
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     try:
         colormap_lut(args.colormap)
@@ -46,8 +46,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             check_density(pipeline.engine.meta, args.weights or "the shipped model")
     except (ValueError, WeightsError) as e:
         return fail(str(e))
-    from msinet.files import protect
-    from msinet.outputs import (
+    from msinet.imaging.files import protect
+    from msinet.imaging.outputs import (
         clear_of_inputs,
         map_files,
         output_names,
@@ -119,7 +119,7 @@ def predict_one_video(pipeline, source: Path, outdir: Path, name: str,
     failure in one line, if any."""
     from tqdm import tqdm
 
-    from msinet.outputs import video_files
+    from msinet.imaging.outputs import video_files
     from msinet.video import frame_count, predict_video
 
     maps, *overlay = video_files(outdir / name, args.overlay)
@@ -144,11 +144,11 @@ def cmd_crop(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from msinet.crop import crop_image, parse_aspect, plan
-    from msinet.files import protect, write_bytes_whole, written_whole
-    from msinet.outputs import clear_of_inputs, output_names
+    from msinet.imaging.files import protect, write_bytes_whole, written_whole
+    from msinet.imaging.outputs import clear_of_inputs, output_names
+    from msinet.imaging.postprocess import encode_jpeg
     from msinet.pipeline import load
-    from msinet.postprocess import encode_jpeg
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     specs = args.aspect or ["1:1"]
     try:
@@ -194,7 +194,7 @@ def cmd_crop(args: argparse.Namespace) -> int:
 
 def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
     from msinet.scale.data import predict_files
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     try:
         overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None
@@ -223,7 +223,7 @@ def weights_meta(weights: Path):
         from msinet.engine.onnx_graph import meta_of
 
         return meta_of(load_onnx(weights))
-    from msinet.weights import WeightsMeta, read_header
+    from msinet.weights.store import WeightsMeta, read_header
 
     return WeightsMeta.from_header(read_header(weights))
 
@@ -259,7 +259,7 @@ def describe_weights(path: Path) -> dict:
             check = load_int8(path).self_check
             info["self_check"] = check.as_dict() | {"summary": check.summary()}
         return info
-    from msinet.weights import load_arrays
+    from msinet.weights.store import load_arrays
 
     tensors, meta = load_arrays(path)
     return {
@@ -273,7 +273,7 @@ def describe_weights(path: Path) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from msinet.weights import WeightsError, default_weights
+    from msinet.weights.store import WeightsError, default_weights
 
     try:
         if args.weights:
@@ -291,10 +291,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from msinet.data import open_dataset
-    from msinet.evaluate import evaluate, folder_predictions, model_rows
-    from msinet.metrics import MetricError
+    from msinet.evaluation.evaluate import evaluate, folder_predictions, model_rows
+    from msinet.evaluation.metrics import MetricError
     from msinet.pipeline import load
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     try:
         dataset = open_dataset(args.dataset, args.root)
@@ -335,7 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from msinet.calibrate import (
+    from msinet.evaluation.calibrate import (
         calibrate,
         check,
         model_maps,
@@ -344,7 +344,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         store,
     )
     from msinet.pipeline import load, resolve
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     try:
         datasets = opened(args)
@@ -392,7 +392,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def opened(args: argparse.Namespace) -> list:
     """The datasets of `--data NAME:DIR ...`, or the one of `--dataset NAME --root DIR`."""
     from msinet.data import open_dataset
-    from msinet.trainset import sources_of
+    from msinet.training.trainset import sources_of
 
     return [open_dataset(s.name, s.root) for s in sources_of(args.data, args.dataset, args.root)]
 
@@ -400,9 +400,9 @@ def opened(args: argparse.Namespace) -> list:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from msinet.config import TrainConfig
-    from msinet.train import Trainer
-    from msinet.weights import WeightsError
+    from msinet.model.config import TrainConfig
+    from msinet.training.train import Trainer
+    from msinet.weights.store import WeightsError
 
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                             if hasattr(args, f.name)})  # fmt: skip
@@ -415,7 +415,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from msinet.weights import WeightsError, cast_weights, default_weights, file_sha256
+    from msinet.weights.store import WeightsError, cast_weights, default_weights, file_sha256
 
     try:
         weights = Path(args.weights) if args.weights else default_weights()
@@ -434,7 +434,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             import onnx
 
             from msinet.engine.onnx_graph import build_from_weights
-            from msinet.files import written_whole
+            from msinet.imaging.files import written_whole
 
             with written_whole(args.output) as tmp:
                 onnx.save(build_from_weights(weights), str(tmp))
@@ -454,7 +454,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from msinet.server.connections import ConnectionLimits, configure
     from msinet.server.memory import return_freed_memory
     from msinet.server.settings import Settings
-    from msinet.weights import WeightsError
+    from msinet.weights.store import WeightsError
 
     # before the model loads: its build's large blocks, freed, went back to glibc's heaps
     # rather than to the system (an idle server held 904 MB instead of 520)
@@ -500,8 +500,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_official(args: argparse.Namespace) -> int:
-    from msinet.official import convert
-    from msinet.weights import WeightsError
+    from msinet.weights.official import convert
+    from msinet.weights.store import WeightsError
 
     try:
         meta = convert(args.path, args.output, args.dataset)
@@ -679,7 +679,7 @@ def smoothing(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from msinet import __version__
     from msinet.engine import ENGINES
-    from msinet.outputs import MAP_FORMATS
+    from msinet.imaging.outputs import MAP_FORMATS
 
     parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
     parser.add_argument("--version", action="version", version=f"msinet {__version__}")
@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_crop)
 
     from msinet.data import DATASETS
-    from msinet.evaluate import CONVENTIONS, METRICS
+    from msinet.evaluation.evaluate import CONVENTIONS, METRICS
 
     p = sub.add_parser("evaluate", help="score predictions and baselines on eye-tracking data")
     p.add_argument("--dataset", default="osie", choices=DATASETS)
@@ -788,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(p)
     p.set_defaults(func=cmd_calibrate)
 
-    from msinet.config import TrainConfig
+    from msinet.model.config import TrainConfig
 
     p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
     add_flags(p, TrainConfig)
@@ -840,14 +840,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own parser: msinet bench --help
-        from msinet.bench import main as bench
+        from msinet.engine.bench import main as bench
 
         return bench(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "any_flags", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    from msinet.files import protecting
+    from msinet.imaging.files import protecting
 
     try:
         with protecting():

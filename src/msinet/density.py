@@ -24,8 +24,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.special import logsumexp
 
-from msinet.postprocess import map_to_image
-from msinet.resize import fit_size, resize_tf
+from msinet.imaging.postprocess import map_to_image
+from msinet.imaging.resize import fit_size, resize_tf
 
 
 class DensityError(ValueError):

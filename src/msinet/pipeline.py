@@ -15,9 +15,9 @@ import numpy as np
 
 from msinet.density import DensityError, log_density
 from msinet.engine import Engine
-from msinet.image import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
-from msinet.postprocess import ImageMap, encode_jpeg, encode_png, overlay, to_uint8
-from msinet.preprocess import Geometry, parse_size, preprocess
+from msinet.imaging.decode import DEFAULT_MAX_PIXELS, ImageError, load_image, to_rgb
+from msinet.imaging.postprocess import ImageMap, encode_jpeg, encode_png, overlay, to_uint8
+from msinet.imaging.preprocess import Geometry, parse_size, preprocess
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -129,7 +129,7 @@ def resolve(
     torch); given weights: fp32 ONNX Runtime where installed, else torch; an explicit engine
     always wins."""
     from msinet.engine import auto_engine
-    from msinet.weights import default_weights
+    from msinet.weights.store import default_weights
 
     name = engine or auto_engine(weights)
     return name, Path(weights) if weights else default_weights(name)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.files import written_whole
-from msinet.image import ImageError
+from msinet.imaging.decode import ImageError
+from msinet.imaging.files import written_whole
+from msinet.imaging.postprocess import overlay, to_uint8
 from msinet.pipeline import Pipeline
-from msinet.postprocess import overlay, to_uint8
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 CODEC = "libx264"

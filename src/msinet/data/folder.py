@@ -22,7 +22,7 @@ from PIL import Image
 
 from msinet.data.base import Sample, images_in, official_permutation, require, split_by_indices
 from msinet.data.fixations import Fixations
-from msinet.image import load_image
+from msinet.imaging.decode import load_image
 
 
 def read_points(csv_path: Path) -> dict[str, list[tuple[float, float, int]]]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from msinet.data.base import Sample, official_permutation, require, split_by_indices
 from msinet.data.fixations import Fixations
-from msinet.image import load_image
+from msinet.imaging.decode import load_image
 
 N_TRAIN = 803
 

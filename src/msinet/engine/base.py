@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from msinet.weights import WeightsMeta
+from msinet.weights.store import WeightsMeta
 
 if TYPE_CHECKING:
     from msinet.engine.probe import SelfCheck

@@ -10,7 +10,7 @@ import numpy as np
 
 from msinet.engine.base import check_batch
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe, SelfCheck
-from msinet.weights import WeightsError
+from msinet.weights.store import WeightsError
 
 log = logging.getLogger("msinet")
 
@@ -42,7 +42,7 @@ def check_graph_hash(model, recorded: str | None, path: Path) -> None:
     """An .onnx file is what was exported: its `graph_sha256` (of the whole model; of the
     initializers for files sealed before that), or for a shipped file its pinned hash."""
     from msinet.engine.onnx_graph import FULL, GRAPH_HASH_KEY, graph_hash, initializer_hash
-    from msinet.weights import SHIPPED, file_sha256
+    from msinet.weights.store import SHIPPED, file_sha256
 
     if recorded is None:
         if file_sha256(path) in {s.int8_sha256 for s in SHIPPED.values()}:
@@ -145,7 +145,7 @@ class OnnxEngine:
 def fp32_source(int8: OnnxEngine) -> Path | None:
     """The fp32 weights an int8 file was quantized from, where installed: the shipped model,
     or `<name>.safetensors` beside `<name>-int8.onnx`; matched by content hash."""
-    from msinet.weights import SHIPPED, read_header, weights_dir
+    from msinet.weights.store import SHIPPED, read_header, weights_dir
 
     wanted = int8.props.get("source_content_sha256")
     if not wanted:
@@ -166,7 +166,7 @@ def load_int8(path: Path, threads: int | None = None) -> OnnxEngine:
     """The int8 engine, checked on this CPU against the probe its file carries. If its maps are
     off, the fp32 engine runs instead (the source weights where installed, else the file's own
     graph in float arithmetic), with a warning; `engine.self_check` says what happened."""
-    from msinet.cpu import cpu_info
+    from msinet.engine.cpu import cpu_info
 
     cpu = cpu_info().describe()
     engine = OnnxEngine(path, threads, name="onnx-int8")

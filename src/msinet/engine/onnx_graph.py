@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from msinet.arch import Conv, MSINetConfig, aspp_convs, decoder_convs, encoder_convs
-from msinet.weights import WeightsMeta, load_arrays
+from msinet.model.arch import Conv, MSINetConfig, aspp_convs, decoder_convs, encoder_convs
+from msinet.weights.store import WeightsMeta, load_arrays
 
 OPSET = 17
 
@@ -218,7 +218,7 @@ def structure(model: onnx.ModelProto) -> str:
 def reference_structure(config: MSINetConfig) -> str:
     """The structure of the graph msinet builds for this configuration (no weights needed;
     built once per configuration, not at every load)."""
-    from msinet.arch import parameter_shapes
+    from msinet.model.arch import parameter_shapes
 
     stand_ins = {k: np.zeros(1, np.float32) for k in parameter_shapes(config)}
     return structure(build_graph(stand_ins, WeightsMeta.from_config(config)))
@@ -239,7 +239,7 @@ def seal(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _content_hash(path: str | os.PathLike) -> str:
-    from msinet.weights import read_header
+    from msinet.weights.store import read_header
 
     return read_header(path).get("content_sha256", "")
 

@@ -2,7 +2,7 @@
 metadata, run when the file is loaded.
 
 An int8 graph that is exact on one CPU can be wrong on another (ONNX Runtime's int8 kernels
-differ by instruction set; see msinet.cpu), so the file checks itself on the CPU it runs on.
+differ by instruction set; see msinet.engine.cpu), so the file checks itself on the CPU it runs on.
 """
 
 from __future__ import annotations

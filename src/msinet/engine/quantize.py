@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from msinet.engine.probe import PROBE_IMAGES, PROBE_KEY, PROBE_SIZE, Probe
-from msinet.files import written_whole
-from msinet.image import load_image
-from msinet.preprocess import batch, preprocess
+from msinet.imaging.decode import load_image
+from msinet.imaging.files import written_whole
+from msinet.imaging.preprocess import batch, preprocess
 
 # Layers kept in float: the decoder's last convolutions shape the final map most directly
 # (per-layer sensitivity, see docs/engines.md).

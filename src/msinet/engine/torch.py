@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from msinet.engine.base import check_batch
-from msinet.model_io import load_model
+from msinet.weights.torch_io import load_model
 
 
 class TorchEngine:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pysaliency
 
-from msinet.baselines import EmpiricalCenterBias
 from msinet.data import Sample
 from msinet.density import DensityError
+from msinet.evaluation.baselines import EmpiricalCenterBias
 from msinet.pipeline import Pipeline, load
 
 

@@ -3,7 +3,7 @@
 Images are read as bytes by Ray Data (`read_binary_files`: local folders, lists of paths, or
 any filesystem URI Ray Data reads), decoded and predicted in `Scorer` actors with the same
 engine and pipeline as `msinet predict`, and written as `<name>.png` maps or `<name>.npy`
-densities (and overlays), named as `msinet predict` names them (msinet.outputs). Re-running
+densities (and overlays), named as `msinet predict` names them (msinet.imaging.outputs). Re-running
 skips outputs that already exist and read back (resumable); a corrupt image is reported, never
 fatal.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.image import DEFAULT_MAX_PIXELS
-from msinet.outputs import (
+from msinet.imaging.decode import DEFAULT_MAX_PIXELS
+from msinet.imaging.outputs import (
     clear_of_inputs,
     is_complete,
     map_files,
@@ -49,7 +49,7 @@ class Scorer:
         self.fmt = fmt
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, list]:
-        from msinet.image import ImageError
+        from msinet.imaging.decode import ImageError
 
         paths = [str(p) for p in rows["path"]]
         errors: list[str] = [""] * len(paths)
@@ -89,7 +89,7 @@ class Summary:
 def list_inputs(inputs: list[str]) -> list[str]:
     """Local files, folders and globs are expanded here (to skip finished ones) as by
     `msinet predict`; URIs pass through to Ray Data."""
-    from msinet.image import find_images
+    from msinet.imaging.decode import find_images
 
     uris = [u for s in inputs if "://" in s for u in expand_uri(s)]
     files, problems = find_images([s for s in inputs if "://" not in s])
@@ -103,7 +103,7 @@ def expand_uri(uri: str) -> list[str]:
     name is known before any is written."""
     from pyarrow import fs
 
-    from msinet.image import IMAGE_SUFFIXES
+    from msinet.imaging.decode import IMAGE_SUFFIXES
 
     scheme = uri.split("://", 1)[0]
     filesystem, root = fs.FileSystem.from_uri(uri)

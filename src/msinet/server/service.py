@@ -14,11 +14,11 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from msinet.engine import Engine, load_engine, under_load
-from msinet.image import ImageError, ImageTooLarge, declared_pixels
-from msinet.outputs import npy_bytes
+from msinet.imaging.decode import ImageError, ImageTooLarge, declared_pixels
+from msinet.imaging.outputs import npy_bytes
+from msinet.imaging.postprocess import colormap_lut
+from msinet.imaging.preprocess import Geometry
 from msinet.pipeline import Pipeline, resolve
-from msinet.postprocess import colormap_lut
-from msinet.preprocess import Geometry
 from msinet.server.batcher import Batcher, QueueFull, make_batcher
 from msinet.server.memory import return_freed_memory
 from msinet.server.observability import Metrics
@@ -150,9 +150,12 @@ class SaliencyService:
         self.ready = True
 
     async def stop(self) -> None:
+        """Stop batching and let go of what start made (the single-threaded sibling session
+        holds a copy of the weights), so that an app kept after its lifespan holds little."""
         self.ready = False
         if self.batcher:
             await self.batcher.stop()
+        self.batcher = None
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -310,7 +313,7 @@ class SaliencyService:
     def _crop(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
               req: CropRequest, deadline: float | None = None):  # fmt: skip
         from msinet.crop import CropTimeout, crop_image, plan
-        from msinet.postprocess import encode_jpeg, encode_png
+        from msinet.imaging.postprocess import encode_jpeg, encode_png
 
         saliency = self.pipeline.map_back(m, geometry)
         try:

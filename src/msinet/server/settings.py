@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from msinet.image import DEFAULT_MAX_PIXELS
+from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 
 
 class Settings(BaseSettings):

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from msinet.postprocess import colormap_lut
+from msinet.imaging.postprocess import colormap_lut
 from msinet.server.routes import settings_of
 
 router = APIRouter(tags=["page"])

@@ -4,7 +4,7 @@
 - `image`: UINT8, shape [H, W, 3], an RGB image in row-major order; the full pipeline runs
   (resize, pad, model, map back) and output `saliency` is FP32 [H, W] in 0..1;
 - `images`: FP32, shape [B, 3, H, W], already preprocessed (RGB 0..255, H and W multiples of 8,
-  as `msinet.preprocess` makes); output `saliency` is FP32 [B, H, W] at that size.
+  as `msinet.imaging.preprocess` makes); output `saliency` is FP32 [B, H, W] at that size.
 
 Inputs come as JSON `data`, or raw little-endian bytes after the JSON with the binary tensor
 extension (`Inference-Header-Content-Length`, `binary_data_size`), as tritonclient sends them

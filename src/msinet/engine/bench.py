@@ -4,7 +4,7 @@ Each engine runs in its own subprocess (so its peak RSS and load time are its ow
 preprocessed OSIE images; fidelity compares each engine's maps with fp32's on the same images
 (torch, or fp32 ONNX Runtime where torch is not installed): CC between maps, max |difference|,
 and the change in NSS against real fixations. The CPU's model and ISA head the table: int8
-speed and exactness depend on them (msinet.cpu).
+speed and exactness depend on them (msinet.engine.cpu).
 
 Throughput is measured three ways, one image per call (b1), four per call (b4), and b1 calls
 side by side as `msinet serve` runs them under load (`engine.under_load`: ONNX Runtime, one
@@ -64,8 +64,8 @@ def worker(engine: str, weights: str, images: list[str], runs: int, threads: int
     from tqdm import tqdm
 
     from msinet.engine import load_engine, under_load
-    from msinet.image import load_image
-    from msinet.preprocess import batch, preprocess
+    from msinet.imaging.decode import load_image
+    from msinet.imaging.preprocess import batch, preprocess
 
     e = load_engine(engine, weights, threads=threads)
     load_s = time.perf_counter() - t
@@ -97,8 +97,8 @@ def worker(engine: str, weights: str, images: list[str], runs: int, threads: int
 
 
 def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, float]:
-    from msinet import metrics
-    from msinet.postprocess import map_to_image
+    from msinet.evaluation import metrics
+    from msinet.imaging.postprocess import map_to_image
 
     ccs, diffs, dnss = [], [], []
     for m, r, s in zip(maps, reference, samples, strict=True):
@@ -116,8 +116,8 @@ def fidelity(maps: np.ndarray, reference: np.ndarray, samples) -> dict[str, floa
 def run(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
-    from msinet.cpu import cpu_info
     from msinet.data import open_dataset
+    from msinet.engine.cpu import cpu_info
     from msinet.pipeline import resolve
 
     samples = open_dataset("osie", args.root).samples("val")[: args.images]
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> dict:
             given = args.int8 if engine == "onnx-int8" else args.weights
             weights = str(resolve(given, engine)[1])  # the one engine rule, engine fixed
             out = str(Path(tmp) / engine)
-            cmd = [sys.executable, "-m", "msinet.bench", "--worker", engine, "--weights", weights,
+            cmd = [sys.executable, "-m", "msinet.engine.bench", "--worker", engine,
+                   "--weights", weights,
                    "--runs", str(args.runs), "--threads", str(args.threads), "--out", out,
                    "--paths", *[str(s.image) for s in samples]]  # fmt: skip
             subprocess.run(cmd, check=True)
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from msinet.engine import ENGINES
 
     ap = argparse.ArgumentParser(prog="msinet bench", description=__doc__)
-    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[3] / "shared/data/osie"))
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[4] / "shared/data/osie"))
     ap.add_argument("--weights", help="msinet .safetensors (default: shipped)")
     ap.add_argument("--int8", help="int8 .onnx for onnx-int8 (default: shipped)")
     ap.add_argument(

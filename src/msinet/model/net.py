@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msinet.arch import (
+from msinet.model.arch import (
     Conv,
     MSINetConfig,
     aspp_convs,

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from msinet import metrics as sal_metrics
-from msinet.baselines import GaussianCenterBias
 from msinet.data import Sample
 from msinet.density import DensityCalibration, FitImage, fit, log_density
-from msinet.image import load_image
-from msinet.postprocess import map_to_image
-from msinet.weights import WeightsError, read_header
+from msinet.evaluation import metrics as sal_metrics
+from msinet.evaluation.baselines import GaussianCenterBias
+from msinet.imaging.decode import load_image
+from msinet.imaging.postprocess import map_to_image
+from msinet.weights.store import WeightsError, read_header
 
 if TYPE_CHECKING:
     from msinet.pipeline import Pipeline
@@ -98,7 +98,7 @@ def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) ->
 
         from msinet.engine.onnx import load_onnx
         from msinet.engine.onnx_graph import seal, set_metadata
-        from msinet.files import written_whole
+        from msinet.imaging.files import written_whole
 
         model = load_onnx(path)
         props = {p.key: p.value for p in model.metadata_props}
@@ -108,7 +108,7 @@ def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) ->
         with written_whole(path) as tmp:
             onnx.save(seal(set_metadata(model, "density", cal.to_json())), str(tmp))
         return
-    from msinet.weights import load_arrays, save_arrays
+    from msinet.weights.store import load_arrays, save_arrays
 
     if read_header(path).get("content_sha256") != source_hash:  # before reading the tensors
         raise WeightsError(f"{path} holds other weights than the calibrated ones")

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from scipy.special import logsumexp
 
-from msinet import metrics as sal_metrics
-from msinet.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
 from msinet.data import Sample
 from msinet.data.fixations import Fixations, blur
-from msinet.image import load_image
+from msinet.evaluation import metrics as sal_metrics
+from msinet.evaluation.baselines import EmpiricalCenterBias, GaussianCenterBias, spectral_residual
+from msinet.imaging.decode import load_image
 
 if TYPE_CHECKING:
     from msinet.pipeline import Pipeline
@@ -403,7 +403,7 @@ def render_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from msinet.postprocess import overlay
+    from msinet.imaging.postprocess import overlay
 
     fig, axes = plt.subplots(len(rows), 4, figsize=(16, 3.2 * len(rows)), squeeze=False)
     for ax_row, (sample, image, density, saliency) in zip(axes, rows, strict=True):

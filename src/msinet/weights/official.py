@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.arch import MSINetConfig, official_name, parameter_shapes
-from msinet.preprocess import SIZE_PRESETS
-from msinet.weights import WeightsError, WeightsMeta, check_finite, save_arrays
+from msinet.imaging.preprocess import SIZE_PRESETS
+from msinet.model.arch import MSINetConfig, official_name, parameter_shapes
+from msinet.weights.store import WeightsError, WeightsMeta, check_finite, save_arrays
 
 OFFICIAL_MEAN = (103.939, 116.779, 123.68)
 # The official graph subtracts the BGR means from RGB input without flipping the channels.

@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from msinet.resize import fit_size, resize_tf
+from msinet.imaging.resize import fit_size, resize_tf
 
 
 class ImageMap:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from msinet.model import MSINet
-from msinet.weights import (
+from msinet.model.net import MSINet
+from msinet.weights.store import (
     WeightsMeta,
     check_state,
     load_arrays,

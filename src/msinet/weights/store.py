@@ -1,7 +1,7 @@
 """Weights on disk: safetensors with metadata and a content hash, never pickle.
 
 Everything here works on numpy arrays, so the torch-free engines read the same files; the torch
-model's side (load_model, save_model, init_from_vgg16) is msinet.model_io.
+model's side (load_model, save_model, init_from_vgg16) is msinet.weights.torch_io.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from msinet.arch import MSINetConfig, parameter_shapes
 from msinet.density import DensityCalibration, DensityError
-from msinet.files import written_whole
+from msinet.imaging.files import written_whole
+from msinet.model.arch import MSINetConfig, parameter_shapes
 
 FORMAT = "msinet"
 ARCH_VERSION = "1"  # bump when the module layout changes in a way old files cannot load into
@@ -260,7 +260,7 @@ def weights_dir() -> Path:
     env = os.environ.get("MSINET_WEIGHTS_DIR")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "weights"
+    checkout = Path(__file__).resolve().parents[3] / "weights"
     if checkout.is_dir():
         return checkout
     import importlib.util

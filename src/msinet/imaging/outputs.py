@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from msinet.files import write_bytes_whole
+from msinet.imaging.files import write_bytes_whole
 
 
 def _path(key: str) -> PurePosixPath:

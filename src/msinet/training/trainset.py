@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from msinet.data import Sample
-from msinet.files import PARTIAL
-from msinet.image import load_image
-from msinet.preprocess import preprocess, preprocess_map
+from msinet.imaging.decode import load_image
+from msinet.imaging.files import PARTIAL
+from msinet.imaging.preprocess import preprocess, preprocess_map
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Training MSI-Net: the official KLD objective, AdamW, seeded and resumable, on one dataset or
-several at once (msinet.trainset).
+several at once (msinet.training.trainset).
 
 Three phases, because end-to-end training costs ~1.5-2 s per image and step on a 2-core CPU; the
 layers that do not train run once, their output cached on disk beside the run:
@@ -26,17 +26,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from msinet import metrics
-from msinet.config import TrainConfig
 from msinet.data import open_dataset
-from msinet.files import remove_partials, written_whole
-from msinet.losses import cc_loss, kld_loss, nss_loss
-from msinet.model import MSINet, init_weights, normalize_minmax
-from msinet.model_io import init_from_vgg16, load_model, save_model
-from msinet.postprocess import map_to_image
-from msinet.preprocess import SIZE_PRESETS, parse_size
-from msinet.trainset import Part, build_part, cached_part, sources_of
-from msinet.weights import WeightsMeta
+from msinet.evaluation import metrics
+from msinet.imaging.files import remove_partials, written_whole
+from msinet.imaging.postprocess import map_to_image
+from msinet.imaging.preprocess import SIZE_PRESETS, parse_size
+from msinet.model.config import TrainConfig
+from msinet.model.net import MSINet, init_weights, normalize_minmax
+from msinet.training.losses import cc_loss, kld_loss, nss_loss
+from msinet.training.trainset import Part, build_part, cached_part, sources_of
+from msinet.weights.store import WeightsMeta
+from msinet.weights.torch_io import init_from_vgg16, load_model, save_model
 
 PHASES = ("head", "partial", "full")
 TRAIN_FROM = ("conv4", "conv5")  # the first encoder block a partial fine-tune trains

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msinet.image import ImageError
-from msinet.resize import fit_size, resize_tf
+from msinet.imaging.decode import ImageError
+from msinet.imaging.resize import fit_size, resize_tf
 
 # (H, W) each dataset's models were trained at (official config.py).
 SIZE_PRESETS: dict[str, tuple[int, int]] = {

@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter
 
 from msinet.data import Sample
 from msinet.density import gaussian_log_density
-from msinet.metrics import imresize
+from msinet.evaluation.metrics import imresize
 
 
 def _relative_coords(samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:

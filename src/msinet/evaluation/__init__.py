@@ -1,0 +1,2 @@
+"""Benchmark-grade scoring: saliency metrics, baselines, the evaluation report and the
+density calibration."""

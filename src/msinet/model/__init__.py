@@ -1,0 +1,2 @@
+"""MSI-Net itself: the architecture written once (arch), its configuration, and the torch
+modules (net)."""

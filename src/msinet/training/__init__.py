@@ -1,0 +1,1 @@
+"""Training: the datasets' training parts and caches, losses, and the training loop."""
