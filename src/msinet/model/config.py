@@ -1,7 +1,7 @@
 """Typed configuration with the paper's defaults, importable without torch.
 
 Each field's help text lives here (`help`), and `msinet train`'s flags are derived from these
-fields (msinet.cli.add_flags): one place for every name, default and description.
+fields (msinet.cli.common.add_flags): one place for every name, default and description.
 """
 
 from __future__ import annotations

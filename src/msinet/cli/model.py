@@ -1,0 +1,172 @@
+"""`msinet train`, `export`, `convert-official` and `info`: making and reading model files."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from msinet.cli.common import add_flags, fail
+from msinet.imaging.decode import ImageError, find_images
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from msinet.model.config import TrainConfig
+    from msinet.training.train import Trainer
+    from msinet.weights.store import WeightsError
+
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                            if hasattr(args, f.name)})  # fmt: skip
+    try:
+        Trainer(config).fit(resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
+        return fail(str(e))
+    print(f"run written to {config.out} (best.safetensors, last.safetensors, log.csv, curves.png)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from msinet.weights.store import WeightsError, cast_weights, default_weights, file_sha256
+
+    try:
+        weights = Path(args.weights) if args.weights else default_weights()
+        changes = {k: v for k, v in (("version", args.version), ("description",
+                   args.description)) if v is not None}  # fmt: skip
+        if args.format == "safetensors":
+            cast_weights(weights, args.output, args.dtype, **changes)
+        elif args.int8:
+            from msinet.engine.quantize import quantize_int8
+
+            if not args.calibration:
+                return fail("--int8 needs --calibration DIR (real images to calibrate on)")
+            images, _ = find_images([args.calibration])
+            quantize_int8(weights, images[: args.calibration_count], args.output)
+        else:
+            import onnx
+
+            from msinet.engine.onnx_graph import build_from_weights
+            from msinet.imaging.files import written_whole
+
+            with written_whole(args.output) as tmp:
+                onnx.save(build_from_weights(weights), str(tmp))
+    except (WeightsError, ValueError, ImageError) as e:
+        return fail(str(e))
+    print(f"{args.output}  sha256 {file_sha256(args.output)}")
+    return 0
+
+
+def cmd_convert_official(args: argparse.Namespace) -> int:
+    from msinet.weights.official import convert
+    from msinet.weights.store import WeightsError
+
+    try:
+        meta = convert(args.path, args.output, args.dataset)
+    except WeightsError as e:
+        return fail(str(e))
+    print(
+        f"{args.output}: official MSI-Net ({meta.dataset}), input_order=rgb, "
+        f"training size {meta.training_size[0]}x{meta.training_size[1]}"
+    )
+    return 0
+
+
+def parsed(value: str):
+    """A metadata value as what it holds: JSON (sizes, lists, the density) where it is."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def describe_weights(path: Path) -> dict:
+    """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
+    also the self-check on this CPU."""
+    if path.suffix == ".onnx":
+        from msinet.engine.onnx import load_int8, load_onnx
+        from msinet.engine.probe import PROBE_KEY
+
+        props = {p.key: p.value for p in load_onnx(path).metadata_props}  # checked, no session
+        info = {"file": str(path), **{k: parsed(v) for k, v in props.items() if k != PROBE_KEY}}
+        if "quantization" in props:
+            check = load_int8(path).self_check
+            info["self_check"] = check.as_dict() | {"summary": check.summary()}
+        return info
+    from msinet.weights.store import load_arrays
+
+    tensors, meta = load_arrays(path)
+    return {
+        "file": str(path),
+        "parameters": int(sum(np.prod(t.shape) for t in tensors.values())),
+        "dtypes": sorted({str(t.dtype) for t in tensors.values()}),
+        "content_hash": "verified",
+        **{k: v for k, v in meta.__dict__.items() if k != "density"},
+        "density": asdict(meta.density) if meta.density else None,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from msinet.weights.store import WeightsError, default_weights
+
+    try:
+        if args.weights:
+            info = describe_weights(Path(args.weights))
+        else:
+            files = [default_weights()]
+            with contextlib.suppress(WeightsError):  # a wheel may ship without the int8 file
+                files.append(default_weights("onnx-int8"))
+            info = {"default_model": [describe_weights(f) for f in files]}
+    except (WeightsError, ImportError) as e:
+        return fail(str(e))
+    print(json.dumps(info, indent=2, default=list))
+    return 0
+
+
+def add_parser(sub) -> None:
+    from msinet.model.config import TrainConfig
+
+    p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
+    add_flags(p, TrainConfig)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="write the model in another format or precision")
+    p.add_argument("--format", choices=["safetensors", "onnx"], default="safetensors")
+    p.add_argument("--int8", action="store_true", help="onnx: static int8 quantization")
+    p.add_argument("--calibration", metavar="DIR", help="images to calibrate int8 on")
+    p.add_argument("--calibration-count", type=int, default=64)
+    p.add_argument("--weights", metavar="FILE", help="msinet weights (default: shipped)")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--version", help="set the version recorded in the metadata")
+    p.add_argument("--description", help="set the description recorded in the metadata")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert-official", help="import official MSI-Net TF weights")
+    p.add_argument(
+        "path",
+        help="frozen model_<dataset>_<cpu|gpu>.pb, a TF1 checkpoint "
+        "(prefix or .index), or a SavedModel folder",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--dataset", help="salicon, mit1003, cat2000, osie, ... (default: from name)")
+    p.set_defaults(func=cmd_convert_official)
+
+    p = sub.add_parser(
+        "info",
+        help="a weights file's metadata (default: the shipped model); "
+        "for an int8 .onnx file also its self-check on this CPU",
+    )
+    p.add_argument(
+        "weights",
+        metavar="WEIGHTS",
+        nargs="?",
+        help=".safetensors or .onnx file (default: the shipped model's files)",
+    )
+    p.set_defaults(func=cmd_info)
