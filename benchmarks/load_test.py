@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 
 from msinet.engine import load_engine, under_load
-from msinet.engine.bench import calls_per_s, median_seconds
+from msinet.evaluation.bench import calls_per_s, median_seconds
 from msinet.pipeline import Pipeline, resolve
 from msinet.server.observability import Metrics
 from msinet.server.service import Options, SaliencyService

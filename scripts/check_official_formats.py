@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.weights.official import convert, expected_tf_shapes, expected_variables
+from msinet.weights.official import convert
+from msinet.weights.official.mapping import expected_tf_shapes, expected_variables
 from msinet.weights.torch_io import load_model
 
 SOURCES = ("frozen.pb", "tf1.ckpt", "tf2_variables", "tf2_frozen", "keras_export")

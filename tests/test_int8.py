@@ -154,7 +154,7 @@ def test_bench_without_torch_compares_int8_with_fp32_onnx(tmp_path, osie_root, m
     against itself); the table names the CPU and its ISA; progress shows on stderr."""
     import json
 
-    from msinet.engine import bench
+    from msinet.evaluation import bench
 
     monkeypatch.setattr(bench, "torch_installed", lambda: False)
     out = tmp_path / "bench.json"

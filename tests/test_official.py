@@ -14,7 +14,7 @@ from tensorboard.compat.proto import graph_pb2, meta_graph_pb2, types_pb2
 from msinet.cli import main
 from msinet.imaging.decode import load_image
 from msinet.imaging.preprocess import batch, preprocess
-from msinet.weights.official import OFFICIAL_MEAN, expected_variables
+from msinet.weights.official.mapping import OFFICIAL_MEAN, expected_variables
 from msinet.weights.store import WeightsError
 from msinet.weights.torch_io import load_model
 
@@ -434,7 +434,7 @@ def test_keras_saved_model_variables_by_object_graph_path(tmp_path, weights):
     ("model_salicon_gpu.ckpt.data-00000-of-00001", "salicon"), ("model_mit1003_cpu.pb", "mit1003"),
 ])  # fmt: skip
 def test_the_training_codes_checkpoint_names_say_the_dataset(name, dataset):
-    from msinet.weights.official import dataset_of
+    from msinet.weights.official.mapping import dataset_of
 
     assert dataset_of(Path(name), None) == dataset
     with pytest.raises(WeightsError, match=r"\.pb or \.ckpt"):

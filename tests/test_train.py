@@ -250,7 +250,7 @@ def normalize(raw):
 def test_fine_tuning_an_rgb_model_saves_an_rgb_model(tmp_path, osie_root, random_model):
     """The saved metadata comes from the model's own config: a converted official model
     (input_order=rgb) stays rgb through training and --resume."""
-    from msinet.weights.official import OFFICIAL_CONFIG
+    from msinet.weights.official.mapping import OFFICIAL_CONFIG
     from msinet.weights.store import WeightsMeta
     from msinet.weights.torch_io import save_model
 

@@ -27,7 +27,7 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own parser: msinet bench --help
-        from msinet.engine.bench import main as bench
+        from msinet.evaluation.bench import main as bench
 
         return bench(argv[1:])
     parser = build_parser()

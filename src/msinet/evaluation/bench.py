@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict:
             given = args.int8 if engine == "onnx-int8" else args.weights
             weights = str(resolve(given, engine)[1])  # the one engine rule, engine fixed
             out = str(Path(tmp) / engine)
-            cmd = [sys.executable, "-m", "msinet.engine.bench", "--worker", engine,
+            cmd = [sys.executable, "-m", "msinet.evaluation.bench", "--worker", engine,
                    "--weights", weights,
                    "--runs", str(args.runs), "--threads", str(args.threads), "--out", out,
                    "--paths", *[str(s.image) for s in samples]]  # fmt: skip
