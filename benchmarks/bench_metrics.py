@@ -14,7 +14,7 @@ from pathlib import Path
 
 from msinet.data import open_dataset
 from msinet.evaluation.baselines import EmpiricalCenterBias, GaussianCenterBias
-from msinet.evaluation.evaluate import METRICS, GroundTruthBuilder, score
+from msinet.evaluation.evaluate import METRICS, GroundTruthBuilder, score_map
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     build = GroundTruthBuilder(samples, ds.eval_sigma, EmpiricalCenterBias.fit(train))
     per_metric = dict.fromkeys(METRICS, 0.0)
     gt_time = 0.0
-    score(prediction, build(0), ["EMD"])  # import POT outside the timing
+    score_map(prediction, build(0), ["EMD"])  # import POT outside the timing
     start = time.perf_counter()
     for i in range(len(samples)):
         t = time.perf_counter()
@@ -37,7 +37,7 @@ def main() -> None:
         gt_time += time.perf_counter() - t
         for m in METRICS:
             t = time.perf_counter()
-            score(prediction, gt, [m], seed=i)
+            score_map(prediction, gt, [m], seed=i)
             per_metric[m] += time.perf_counter() - t
     wall = time.perf_counter() - start
     print(f"# {len(samples)} OSIE {args.split} images (800x600), MIT conventions")
