@@ -79,3 +79,58 @@ def test_serving_reaches_torch_only_through_the_torch_engine():
     assert "msinet.model.net" not in reachable(
         graph, "msinet.server.app", skip="msinet.engine.torch"
     )
+
+
+def package_of(module: str) -> str:
+    """msinet.imaging.decode -> imaging; top-level modules (msinet.crop) are their own."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "msinet"
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    packages: dict[str, set[str]] = {package_of(m): set() for m in graph}
+    for m, deps in graph.items():
+        packages[package_of(m)] |= {package_of(d) for d in deps} - {package_of(m)}
+    return packages
+
+
+def test_no_package_imports_one_that_depends_on_it():
+    """Packages by concern, in layers: no import reaches back up (a package cycle would mean
+    one does)."""
+    packages = package_graph(import_graph())
+    assert {"model", "weights", "engine", "imaging", "evaluation", "training", "cli"} <= set(
+        packages
+    )
+    assert cycles(packages) == []
+    assert not packages["model"] - {"msinet"}  # the model depends on nothing of ours
+    assert "server" not in packages["pipeline"] | packages["engine"] | packages["imaging"]
+
+
+# The one-way flow as layers, lowest first: each package imports only from its own or lower ones.
+LAYERS = [
+    {"msinet", "model"},
+    {"imaging"},
+    {"density", "data", "crop"},
+    {"weights"},
+    {"engine"},
+    {"pipeline"},
+    {"evaluation", "training", "video", "integrations"},
+    {"server"},
+    {"scale"},
+    {"cli", "__main__"},
+]
+
+
+def test_imports_go_down_the_layers_only():
+    layer = {p: i for i, ps in enumerate(LAYERS) for p in ps}
+    packages = package_graph(import_graph())
+    assert set(packages) <= set(layer), set(packages) - set(layer)
+    upward = [(p, d) for p, deps in packages.items() for d in deps
+              if layer[d] > layer[p] and not (p == "msinet" and d == "pipeline")]  # fmt: skip
+    assert upward == []  # msinet.load is the pipeline's, imported on first use
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}  # fmt: skip
+    assert long == {}
