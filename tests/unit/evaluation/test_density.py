@@ -195,6 +195,7 @@ def test_pysaliency_information_gain_equals_evaluate(shipped, osie_root):
     assert ours["IG"] > 0.5  # the model knows more than the centre bias
 
 
+@pytest.mark.slow  # the service through TestClient: an integration test, run by CI
 def test_server_density_equals_the_cli(calibrated, osie_images, tmp_path, random_engine):
     from fastapi.testclient import TestClient
 

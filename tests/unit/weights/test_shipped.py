@@ -52,6 +52,7 @@ def val(osie_root):
     return OSIE(osie_root).samples("val")[:6]
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 @pytest.mark.parametrize("name", ["osie", "mit1003", "eyecrowd"])
 def test_shipped_model_beats_the_centre_bias_on_each_datasets_unseen_images(name, request):
     from msinet.data import open_dataset
@@ -69,6 +70,7 @@ def test_shipped_model_beats_the_centre_bias_on_each_datasets_unseen_images(name
     assert np.mean(ours) > 1.5 * np.mean(cb) and np.mean(ours) > np.mean(cb) + 0.8
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_engines_agree_on_the_shipped_model(val):
     from msinet.imaging.preprocess import batch, preprocess
 

@@ -39,6 +39,7 @@ def clip(tmp_path_factory, osie_images):
     return path
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_a_video_round_trips_with_the_still_image_maps(tmp_path, clip, random_weights):
     out = tmp_path / "out"
     rc = main(["predict", str(clip), "-o", str(out), "--weights", str(random_weights),
@@ -56,6 +57,7 @@ def test_a_video_round_trips_with_the_still_image_maps(tmp_path, clip, random_we
     assert not list(out.glob("*.partial"))
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_smoothing_blends_over_time(tmp_path, clip, random_weights):
     def maps(*extra):
         out = tmp_path / f"out{len(extra)}"
@@ -72,6 +74,7 @@ def test_smoothing_blends_over_time(tmp_path, clip, random_weights):
     assert e.value.code == 2
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_bad_videos_are_one_line_and_the_rest_finishes(tmp_path, clip, osie_images,
                                                        random_weights, capsys):  # fmt: skip
     garbage = tmp_path / "garbage.mp4"
@@ -90,6 +93,7 @@ def test_bad_videos_are_one_line_and_the_rest_finishes(tmp_path, clip, osie_imag
     )
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_video_messages_match_what_was_written(tmp_path, clip, random_weights, capsys):
     """No empty image bar and no '0 saliency map(s) written' after a video; the frame bar
     knows its total from the container."""

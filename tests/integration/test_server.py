@@ -117,7 +117,7 @@ def test_bad_bodies_get_clear_4xx(client, body, ctype, status, message):
 
 
 def test_truncated_bomb_and_missing_field(client, jpeg_bytes):
-    from tests.test_image import png_with_declared_size
+    from tests.unit.imaging.test_image import png_with_declared_size
 
     r = client.post("/v1/saliency", files={"image": ("c.jpg", jpeg_bytes[:5000], "image/jpeg")})
     assert r.status_code == 422 and "truncated" in r.json()["error"]["message"]

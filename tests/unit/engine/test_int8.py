@@ -35,6 +35,7 @@ def test_cpuinfo_parsing_names_the_model_and_the_int8_flags():
     print(f"\nthis CPU: {here.describe()}")
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_shipped_int8_matches_fp32_on_real_images(osie_root):
     """The issue's bar, on whatever CPU the tests run on: CC >= 0.995 on every image and a mean
     NSS change <= 0.01 against fp32, on OSIE validation images at the model's size."""

@@ -112,6 +112,7 @@ def client(random_engine):
         yield c
 
 
+@pytest.mark.slow  # the service through TestClient: an integration test, run by CI
 def test_crop_endpoint_contract(client, osie_images):
     jpeg = osie_images[0].read_bytes()
     files = {"image": ("a.jpg", jpeg, "image/jpeg")}
@@ -133,6 +134,7 @@ def test_crop_endpoint_contract(client, osie_images):
     assert junk.status_code == 422
 
 
+@pytest.mark.slow  # the service through TestClient: an integration test, run by CI
 def test_the_same_plan_from_the_cli_and_the_server(client, osie_images, random_weights, tmp_path):
     from msinet.pipeline import load
 

@@ -50,7 +50,7 @@ def test_eyecrowd_split_by_number(tmp_path):
 def test_mit1003_nus_layout_takes_the_official_split_on_sorted_stems(tmp_path):
     """The same stems in the official layout and in the NUS layout (listed in another order in
     fixations.mat) give the same validation images."""
-    from tests.test_datasets import make_mit1003
+    from tests.unit.data.test_datasets import make_mit1003
 
     make_mit1003(tmp_path / "official", n=40)
     stems = [f"i{k:04d}" for k in range(40)]

@@ -236,6 +236,7 @@ def converted(tmp_path, source, *extra) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy() for k, v in load_model(out).state_dict().items()}
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_checkpoint_bundle_converts_like_the_frozen_graph(tmp_path, weights):
     pb = tmp_path / "model_osie_gpu.pb"
     pb.write_bytes(graph_def(weights).SerializeToString())
@@ -376,6 +377,7 @@ def test_malformed_saved_models_and_checkpoints_are_one_line(tmp_path, weights, 
     assert "damaged TensorFlow checkpoint index" in convert_error(tmp_path, ckpt, capsys)
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_tf2_saved_model_with_constants_in_its_function_library(tmp_path, weights):
     """tf.saved_model.save with frozen variables keeps the constants in
     meta_graphs[0].graph_def.library.function[...].node_def, under the function's names."""
@@ -400,6 +402,7 @@ def _pb(tmp_path, weights):
     return pb
 
 
+@pytest.mark.slow  # 5-15 s: out of the 3-minute default run; CI runs it
 def test_keras_saved_model_variables_by_object_graph_path(tmp_path, weights):
     """A Keras SavedModel's variables/ bundle keys tensors by object paths; its object graph
     names each variable, as Keras 3 does without the block scope (conv1_1/kernel is conv1's or

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_server_live import chromium, free_port, wait_ready
+from tests.integration.test_server_live import chromium, free_port, wait_ready
 
 pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
 

@@ -102,7 +102,7 @@ def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights,
     from msinet.scale.serve import RayOptions, build_application
     from msinet.server.app import create_app
     from msinet.server.settings import Settings
-    from tests.test_server_live import free_port
+    from tests.integration.test_server_live import free_port
 
     settings = Settings(engine="onnx", weights=str(weights), max_batch_size=4, max_wait_ms=20)
     port = free_port()
@@ -158,7 +158,7 @@ def test_serve_ray_drains_on_sigterm_and_exits_0(weights, osie_images, tmp_path)
     import threading
     import time
 
-    from tests.test_server_live import free_port, wait_ready
+    from tests.integration.test_server_live import free_port, wait_ready
 
     if ray.is_initialized():  # the module's local Ray: this test starts its own process
         ray.shutdown()
