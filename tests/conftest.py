@@ -111,7 +111,7 @@ def broken_int8(tmp_path_factory) -> Path:
     import onnx
     from onnx import numpy_helper
 
-    from msinet.engine.onnx_graph import seal
+    from msinet.weights.onnx_graph import seal
     from msinet.weights.store import default_weights
 
     model = onnx.load(str(default_weights("onnx-int8")))

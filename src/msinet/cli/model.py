@@ -50,8 +50,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         else:
             import onnx
 
-            from msinet.engine.onnx_graph import build_from_weights
             from msinet.imaging.files import written_whole
+            from msinet.weights.onnx_graph import build_from_weights
 
             with written_whole(args.output) as tmp:
                 onnx.save(build_from_weights(weights), str(tmp))
@@ -88,12 +88,14 @@ def describe_weights(path: Path) -> dict:
     """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
     also the self-check on this CPU."""
     if path.suffix == ".onnx":
-        from msinet.engine.onnx import load_int8, load_onnx
+        from msinet.engine.onnx import load_int8
         from msinet.engine.probe import PROBE_KEY
+        from msinet.weights.onnx_file import load_onnx
+        from msinet.weights.onnx_graph import props
 
-        props = {p.key: p.value for p in load_onnx(path).metadata_props}  # checked, no session
-        info = {"file": str(path), **{k: parsed(v) for k, v in props.items() if k != PROBE_KEY}}
-        if "quantization" in props:
+        found = props(load_onnx(path))  # checked, no session
+        info = {"file": str(path), **{k: parsed(v) for k, v in found.items() if k != PROBE_KEY}}
+        if "quantization" in found:
             check = load_int8(path).self_check
             info["self_check"] = check.as_dict() | {"summary": check.summary()}
         return info

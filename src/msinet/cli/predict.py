@@ -22,8 +22,8 @@ from msinet.imaging.decode import ImageError, find_images
 def weights_meta(weights: Path):
     """A weights file's metadata without building an engine."""
     if weights.suffix == ".onnx":
-        from msinet.engine.onnx import load_onnx
-        from msinet.engine.onnx_graph import meta_of
+        from msinet.weights.onnx_file import load_onnx
+        from msinet.weights.onnx_graph import meta_of
 
         return meta_of(load_onnx(weights))
     from msinet.weights.store import WeightsMeta, read_header

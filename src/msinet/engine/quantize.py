@@ -73,7 +73,7 @@ def quantize_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from msinet.engine.onnx_graph import build_from_weights, meta_of, seal
+    from msinet.weights.onnx_graph import build_from_weights, meta_of, seal
 
     if not calibration:
         raise ValueError("int8 quantization needs calibration images")

@@ -96,13 +96,12 @@ def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) ->
     if path.suffix == ".onnx":
         import onnx
 
-        from msinet.engine.onnx import load_onnx
-        from msinet.engine.onnx_graph import seal, set_metadata
         from msinet.imaging.files import written_whole
+        from msinet.weights.onnx_file import load_onnx
+        from msinet.weights.onnx_graph import props, seal, set_metadata
 
         model = load_onnx(path)
-        props = {p.key: p.value for p in model.metadata_props}
-        if props.get("source_content_sha256") != source_hash:
+        if props(model).get("source_content_sha256") != source_hash:
             raise WeightsError(f"{path} was not made from the calibrated weights (its "
                                "source_content_sha256 differs)")  # fmt: skip
         with written_whole(path) as tmp:
@@ -120,10 +119,10 @@ def source_hash(path: str | os.PathLike) -> str:
     """The content hash of the float weights behind a weights file (.safetensors or .onnx)."""
     path = Path(path)
     if path.suffix == ".onnx":
-        from msinet.engine.onnx import load_onnx
+        from msinet.weights.onnx_file import load_onnx
+        from msinet.weights.onnx_graph import props
 
-        props = {p.key: p.value for p in load_onnx(path).metadata_props}
-        return props.get("source_content_sha256", "")
+        return props(load_onnx(path)).get("source_content_sha256", "")
     return read_header(path).get("content_sha256", "")
 
 

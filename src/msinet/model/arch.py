@@ -1,6 +1,6 @@
 """MSI-Net's architecture, written once and torch-free.
 
-The torch model (model/net.py), the ONNX graph (engine/onnx_graph.py), the official-weights
+The torch model (model/net.py), the ONNX graph (weights/onnx_graph.py), the official-weights
 importer (weights/official.py) and the weights metadata (weights/store.py) all read this
 module: the configuration, every convolution with its shape, dilation and activation, and the
 official TF variable names.

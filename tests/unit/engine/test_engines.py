@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from msinet.engine import check_batch, load_engine, under_load
-from msinet.engine.onnx_graph import build_from_weights, meta_of
 from msinet.engine.quantize import quantize_int8
 from msinet.imaging.decode import load_image
 from msinet.imaging.preprocess import batch, preprocess
+from msinet.weights.onnx_graph import build_from_weights, meta_of
 from msinet.weights.store import WeightsError, WeightsMeta
 from msinet.weights.torch_io import save_model
 

@@ -10,11 +10,11 @@ import pytest
 
 from msinet.engine import load_engine
 from msinet.engine.cpu import cpu_info, parse_cpuinfo
-from msinet.engine.onnx_graph import seal
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe
 from msinet.imaging.decode import load_image
 from msinet.imaging.preprocess import batch, preprocess
 from msinet.weights import store as W
+from msinet.weights.onnx_graph import seal
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from msinet.engine.onnx_graph import build_from_weights, initializer_hash, seal, set_metadata
+from msinet.weights.onnx_graph import build_from_weights, initializer_hash, seal, set_metadata
 from msinet.weights.store import default_weights
 
 
@@ -123,6 +123,6 @@ def test_files_sealed_before_keep_loading(fp32, tmp_path):
 
 
 def test_the_shipped_int8_file_passes_the_structure_check():
-    from msinet.engine.onnx import load_onnx
+    from msinet.weights.onnx_file import load_onnx
 
     assert load_onnx(default_weights("onnx-int8")).graph.node

@@ -105,7 +105,7 @@ def test_fit_recovers_known_parameters():
 
 
 def test_calibration_travels_in_weights_metadata(calibrated, random_weights, tmp_path):
-    from msinet.engine.onnx_graph import build_from_weights, meta_of
+    from msinet.weights.onnx_graph import build_from_weights, meta_of
 
     _, meta = load_arrays(calibrated)
     assert meta.density == CAL

@@ -178,7 +178,7 @@ def test_official_names_need_no_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from msinet.weights.official.mapping import expected_variables\n"
-        "from msinet.engine.onnx_graph import build_graph\n"
+        "from msinet.weights.onnx_graph import build_graph\n"
         "names = expected_variables(); assert len(names) == 46, len(names)\n"
         "assert names['conv5/conv5_3/kernel'] == 'encoder.conv5.conv5_3.weight'\n"
     )

@@ -140,7 +140,7 @@ def test_onnx_files_are_sealed_and_checked(tmp_path, random_weights):
     import onnx
 
     from msinet.engine import load_engine
-    from msinet.engine.onnx_graph import GRAPH_HASH_KEY, build_from_weights
+    from msinet.weights.onnx_graph import GRAPH_HASH_KEY, build_from_weights
 
     model = build_from_weights(random_weights)
     good = tmp_path / "good.onnx"

@@ -244,6 +244,10 @@ def _content_hash(path: str | os.PathLike) -> str:
     return read_header(path).get("content_sha256", "")
 
 
+def props(model: onnx.ModelProto) -> dict[str, str]:
+    """An ONNX model's metadata (msinet's: format, config, hashes, calibration) as a dict."""
+    return {p.key: p.value for p in model.metadata_props}
+
+
 def meta_of(model: onnx.ModelProto) -> WeightsMeta:
-    props = {p.key: p.value for p in model.metadata_props}
-    return WeightsMeta.from_header(props)
+    return WeightsMeta.from_header(props(model))
