@@ -13,7 +13,49 @@ from msinet.engine.base import Engine, check_batch
 
 __all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine", "under_load"]
 
-ENGINES = ("torch", "onnx", "onnx-int8")
+
+def missing(extra: str, e: ModuleNotFoundError) -> ModuleNotFoundError:
+    """The same error, saying what to install (from Python as from the CLI)."""
+    return ModuleNotFoundError(f"{e.name} is not installed; pip install 'msinet[{extra}]'",
+                               name=e.name)  # fmt: skip
+
+
+def _torch(weights: Path, threads: int | None) -> Engine:
+    try:
+        from msinet.engine.torch import TorchEngine
+    except ModuleNotFoundError as e:
+        raise missing("torch", e) from None
+    return TorchEngine(weights, threads=threads)
+
+
+def _onnxruntime() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ModuleNotFoundError as e:
+        raise missing("onnx", e) from None
+
+
+def _onnx(weights: Path, threads: int | None) -> Engine:
+    _onnxruntime()
+    from msinet.engine.onnx import OnnxEngine
+
+    return OnnxEngine(weights, threads=threads)
+
+
+def _onnx_int8(weights: Path, threads: int | None) -> Engine:
+    _onnxruntime()
+    from msinet.engine.onnx import load_int8
+
+    if weights.suffix != ".onnx":
+        raise ValueError("the onnx-int8 engine runs a quantized .onnx file (msinet export "
+                         "--format onnx --int8), not " + str(weights))  # fmt: skip
+    return load_int8(weights, threads=threads)
+
+
+# The engines by name: the one list that the CLI's choices, the server's settings, the metrics'
+# labels and the shipped files (weights.store) read. Adding an engine is an entry here.
+BUILDERS = {"torch": _torch, "onnx": _onnx, "onnx-int8": _onnx_int8}
+ENGINES = tuple(BUILDERS)
 
 
 # The fastest engine that passes the fidelity bar (msinet bench, docs/engines.md): int8 ONNX
@@ -26,40 +68,12 @@ def auto_engine(weights: str | os.PathLike | None) -> str:
     return "onnx-int8" if weights is None else "onnx"
 
 
-def missing(extra: str, e: ModuleNotFoundError) -> ModuleNotFoundError:
-    """The same error, saying what to install (from Python as from the CLI)."""
-    return ModuleNotFoundError(f"{e.name} is not installed; pip install 'msinet[{extra}]'",
-                               name=e.name)  # fmt: skip
-
-
 def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:
     """`weights`: an msinet .safetensors file (torch, onnx) or an msinet .onnx file (onnx,
     onnx-int8, which needs a quantized graph from `msinet export --format onnx --int8`)."""
-    weights = Path(weights)
-    if name == "torch":
-        try:
-            from msinet.engine.torch import TorchEngine
-        except ModuleNotFoundError as e:
-            raise missing("torch", e) from None
-        return TorchEngine(weights, threads=threads)
-    try:
-        import onnxruntime  # noqa: F401
-    except ModuleNotFoundError as e:
-        raise missing("onnx", e) from None
-    if name == "onnx":
-        from msinet.engine.onnx import OnnxEngine
-
-        return OnnxEngine(weights, threads=threads)
-    if name == "onnx-int8":
-        from msinet.engine.onnx import load_int8
-
-        if weights.suffix != ".onnx":
-            raise ValueError(
-                "the onnx-int8 engine runs a quantized .onnx file "
-                "(msinet export --format onnx --int8), not " + str(weights)
-            )
-        return load_int8(weights, threads=threads)
-    raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+    if name not in BUILDERS:
+        raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
+    return BUILDERS[name](Path(weights), threads)
 
 
 def under_load(engine: Engine) -> tuple[Engine | None, int]:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from msinet.engine import ENGINES
 from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 
 
@@ -16,7 +17,7 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, description="port to listen on")
-    engine: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+    engine: Literal[ENGINES] | None = Field(
         None, description="default: onnx-int8 for the shipped model, onnx for --weights"
     )
     weights: str | None = Field(None, description="msinet .safetensors or .onnx file "
