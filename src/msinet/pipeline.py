@@ -7,9 +7,12 @@ batcher between `prepare` and `map_back`.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +26,25 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     ImageInput = str | os.PathLike | bytes | np.ndarray | PILImage
+
+
+@dataclass
+class Done:
+    """One input through the pipeline's batch driver: its decoded image, model-size map and
+    geometry (map it back with `Pipeline.map_back`), or why it was skipped."""
+
+    key: Any
+    image: np.ndarray | None = None
+    input: np.ndarray | None = None  # the prepared model input, until the map is made
+    geometry: Geometry | None = None
+    error: Exception | None = None
+    map: np.ndarray | None = field(default=None)
+
+    def raised(self) -> Done:
+        """Itself, or its error raised (for callers for whom one bad input stops all)."""
+        if self.error is not None:
+            raise self.error
+        return self
 
 
 class Pipeline:
@@ -93,10 +115,31 @@ class Pipeline:
         return self.predict_many([image])[0]
 
     def predict_many(self, images: list[ImageInput]) -> list[np.ndarray]:
-        """Maps of several images, computed in one engine call."""
-        prepared = [self.prepare(self.decode(im)) for im in images]
-        maps = self.run([x for x, _ in prepared])
-        return [self.map_back(m, g) for m, (_, g) in zip(maps, prepared, strict=True)]
+        """Maps of several images, computed in one engine call; the first bad one raises."""
+        done = list(self.run_batches(enumerate(images), batch_size=max(1, len(images))))
+        return [self.map_back(d.map, d.geometry) for d in map(Done.raised, done)]
+
+    def run_batches(self, inputs: Iterable[tuple[Any, ImageInput]],
+                    batch_size: int = 1) -> Iterator[Done]:  # fmt: skip
+        """The one batch driver (predict, Ray Data, video, calibrate): `(key, image)` pairs in
+        batches of `batch_size` through decode -> prepare -> one engine call, each input's
+        `Done` in order. An input that fails to decode or prepare is yielded with its error
+        and never costs the others theirs; memory stays one batch however many inputs come."""
+        it = iter(inputs)
+        while group := list(itertools.islice(it, batch_size)):
+            out: list[Done] = []
+            for key, source in group:
+                try:
+                    image = self.decode(source)
+                    x, geometry = self.prepare(image)
+                    out.append(Done(key, image, x, geometry))
+                except (ImageError, MemoryError) as e:
+                    out.append(Done(key, error=e))
+            ready = [d for d in out if d.error is None]
+            if ready:
+                for d, m in zip(ready, self.run([d.input for d in ready]), strict=True):
+                    d.map, d.input = m, None  # the model input is not needed any more
+            yield from out
 
     def log_density(self, image: ImageInput) -> np.ndarray:
         """The calibrated fixation density of one image: (H, W) float32 natural log."""

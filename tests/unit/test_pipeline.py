@@ -119,3 +119,33 @@ def test_maps_read_in_bands_equal_the_whole_map(original):
     np.testing.assert_array_equal(lazy[3:9], whole[3:9])
     with pytest.raises(TypeError, match="bands of rows"):
         lazy[::2]
+
+
+def test_the_batch_driver_keeps_order_skips_bad_inputs_and_batches_calls(pipeline, osie_images):
+    """Pipeline.run_batches, which predict, Ray Data, video and calibrate all use: results in
+    input order, a bad input yielded with its error without costing its batch, one engine call
+    per batch of good inputs, and the same maps as one image at a time."""
+    calls = []
+    run = pipeline.run
+
+    def counted(xs):
+        calls.append(len(xs))
+        return run(xs)
+
+    inputs = [("a", osie_images[0]), ("bad", b"not an image"), ("b", osie_images[1]),
+              ("c", osie_images[2]), ("d", osie_images[3])]  # fmt: skip
+    pipeline.run = counted
+    try:
+        done = list(pipeline.run_batches(inputs, batch_size=2))
+    finally:
+        del pipeline.run
+    assert [d.key for d in done] == ["a", "bad", "b", "c", "d"]
+    assert isinstance(done[1].error, ImageError) and done[1].map is None
+    assert calls == [1, 2, 1]  # (a, bad) -> a; (b, c); (d)
+    assert all(d.input is None for d in done)  # model inputs are not kept
+    for d, (_, path) in zip(done, inputs, strict=True):
+        if d.error is None:
+            single = pipeline.predict(path)
+            np.testing.assert_allclose(pipeline.map_back(d.map, d.geometry), single, atol=1e-6)
+    with pytest.raises(ImageError):
+        pipeline.predict_many([osie_images[0], b"not an image"])

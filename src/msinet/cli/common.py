@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from msinet.imaging.decode import DEFAULT_MAX_PIXELS
@@ -14,11 +13,6 @@ from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 def fail(message: str, code: int = 2) -> int:
     print(f"msinet: error: {message}", file=sys.stderr)
     return code
-
-
-def chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
 
 
 def flag_specs(config) -> list[dict]:

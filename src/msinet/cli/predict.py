@@ -9,7 +9,6 @@ from pathlib import Path
 
 from msinet.cli.common import (
     add_model_flags,
-    chunks,
     fail,
     positive_int,
     skip_reason,
@@ -101,26 +100,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     written = 0
     with tqdm(total=len(files), unit="img", desc="predict",
               disable=args.quiet or not files) as bar:  # fmt: skip
-        for group in chunks(files, args.batch_size):
-            loaded = []
-            for f in group:
-                try:
-                    image = pipeline.decode(f)
-                    loaded.append((f, image, *pipeline.prepare(image)))
-                except (ImageError, MemoryError) as e:
-                    failures.append(skip_reason(f, e))
-                    bar.update(1)
-            if not loaded:
-                continue
-            maps = pipeline.run([x for _, _, x, _ in loaded])
-            for (f, image, _, geometry), m in zip(loaded, maps, strict=True):
-                try:  # one image's failure (memory, disk) never costs the others theirs
-                    write_map_files(pipeline, image, m, geometry, outdir / names[f], overlay,
-                                    args.format)  # fmt: skip
-                    written += 1
-                except (MemoryError, OSError) as e:
-                    failures.append(skip_reason(f, e))
-                bar.update(1)
+        for done in pipeline.run_batches(((f, f) for f in files), args.batch_size):
+            f = done.key
+            try:  # one image's failure (memory, disk) never costs the others theirs
+                if done.error is not None:
+                    raise done.error
+                write_map_files(pipeline, done.image, done.map, done.geometry,
+                                outdir / names[f], overlay, args.format)  # fmt: skip
+                written += 1
+            except (ImageError, MemoryError, OSError) as e:
+                failures.append(skip_reason(f, e))
+            bar.update(1)
     if files or not videos:  # videos report themselves, one line each
         print(f"{written} saliency map(s) written to {outdir}", file=sys.stderr)
     for message in failures:

@@ -28,11 +28,9 @@ def model_maps(pipeline: Pipeline, samples: list[Sample], desc: str,
     """The model-size map of every sample's image (what the density is made from)."""
     from tqdm import tqdm
 
-    maps = []
-    for s in tqdm(samples, desc=desc, unit="img", disable=not progress):
-        x, _ = pipeline.prepare(pipeline.decode(s.image))  # within --max-pixels
-        maps.append(pipeline.run([x])[0])
-    return maps
+    bar = tqdm(samples, desc=desc, unit="img", disable=not progress)
+    # through the pipeline's batch driver, within --max-pixels; a bad image stops the fit
+    return [d.raised().map for d in pipeline.run_batches((s, s.image) for s in bar)]
 
 
 @dataclass

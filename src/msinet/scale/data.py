@@ -53,23 +53,17 @@ class Scorer:
 
         paths = [str(p) for p in rows["path"]]
         errors: list[str] = [""] * len(paths)
-        prepared, index = [], []
-        for i, data in enumerate(rows["bytes"]):
-            try:
-                image = self.pipeline.decode(bytes(data))
-                prepared.append((image, *self.pipeline.prepare(image)))
-                index.append(i)
-            except (ImageError, MemoryError) as e:
-                errors[i] = str(e)  # bytes: the message names no file; the caller does
-        if prepared:
-            maps = self.pipeline.run([x for _, x, _ in prepared])
-            for i, (image, _, geometry), m in zip(index, prepared, maps, strict=True):
+        inputs = ((i, bytes(data)) for i, data in enumerate(rows["bytes"]))
+        for done in self.pipeline.run_batches(inputs, batch_size=len(paths)):
+            i = done.key
+            try:  # written whole: an interrupted write never looks finished
+                if done.error is not None:
+                    raise done.error  # bytes: the message names no file; the caller does
                 stem = self.outdir / self.names[ray_key(paths[i])]
-                try:  # written whole: an interrupted write never looks finished
-                    write_map_files(self.pipeline, image, m, geometry, stem, self.overlay,
-                                    self.fmt)  # fmt: skip
-                except (MemoryError, OSError) as e:
-                    errors[i] = str(e)
+                write_map_files(self.pipeline, done.image, done.map, done.geometry, stem,
+                                self.overlay, self.fmt)  # fmt: skip
+            except (ImageError, MemoryError, OSError) as e:
+                errors[i] = str(e)
         return {"path": paths, "error": errors}
 
 
