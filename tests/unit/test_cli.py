@@ -165,8 +165,8 @@ def test_serve_and_train_flags_come_from_their_configs():
     import dataclasses
 
     from msinet.cli import build_parser
-    from msinet.model.config import TrainConfig
     from msinet.server.settings import Settings
+    from msinet.training.config import TrainConfig
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
@@ -185,3 +185,15 @@ def test_serve_and_train_flags_come_from_their_configs():
     args = parser.parse_args(["serve", "--max-batch-size", "4", "--cors-origins", "a", "b"])
     assert args.max_batch_size == 4 and args.cors_origins == ["a", "b"]
     assert not hasattr(args, "port")  # unset flags leave the Settings default (or MSINET_PORT)
+
+
+def test_bench_goes_through_the_one_parser(capsys):
+    """`msinet bench` is a subcommand like the others (it had its own parser, which took
+    abbreviated flags): `--engine` for `--engines` is refused, and its help is the CLI's."""
+    from msinet.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--engine", "onnx"])
+    assert e.value.code == 2 and "--engine" in capsys.readouterr().err
+    args = build_parser().parse_args(["bench", "--engines", "onnx", "--runs", "2"])
+    assert args.engines == ["onnx"] and args.runs == 2 and args.func is not None

@@ -10,7 +10,7 @@ from msinet.cli.common import Parser, fail, missing_extra, os_error
 
 def build_parser() -> Parser:
     from msinet import __version__
-    from msinet.cli import crop, evaluate, model, predict, serve
+    from msinet.cli import bench, crop, evaluate, model, predict, serve
 
     parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
     parser.add_argument("--version", action="version", version=f"msinet {__version__}")
@@ -20,16 +20,12 @@ def build_parser() -> Parser:
     evaluate.add_parser(sub)
     model.add_parser(sub)
     serve.add_serve_parser(sub)
-    sub.add_parser("bench", help="speed, memory and fidelity of every engine (--help)")
+    bench.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # its own parser: msinet bench --help
-        from msinet.evaluation.bench import main as bench
-
-        return bench(argv[1:])
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "any_flags", False):

@@ -17,7 +17,7 @@ from msinet.imaging.decode import ImageError, find_images
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from msinet.model.config import TrainConfig
+    from msinet.training.config import TrainConfig
     from msinet.training.train import Trainer
     from msinet.weights.store import WeightsError
 
@@ -130,7 +130,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from msinet.model.config import TrainConfig
+    from msinet.training.config import TrainConfig
 
     p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
     add_flags(p, TrainConfig)

@@ -186,10 +186,10 @@ def torch_installed() -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """`msinet bench`'s flags (the CLI's subcommand and this module's worker processes)."""
     from msinet.engine import ENGINES
 
-    ap = argparse.ArgumentParser(prog="msinet bench", description=__doc__)
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[4] / "shared/data/osie"))
     ap.add_argument("--weights", help="msinet .safetensors (default: shipped)")
     ap.add_argument("--int8", help="int8 .onnx for onnx-int8 (default: shipped)")
@@ -206,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+
+
+def command(args: argparse.Namespace) -> int:
+    from msinet.engine import ENGINES
+
     if not args.engines:
         args.engines = [e for e in ENGINES if e != "torch" or torch_installed()]
     if args.worker:
@@ -217,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The worker processes' entry point (`python -m msinet.evaluation.bench --worker ...`)."""
+    ap = argparse.ArgumentParser(prog="msinet bench", description=__doc__)
+    add_arguments(ap)
+    return command(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

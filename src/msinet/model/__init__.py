@@ -1,2 +1,2 @@
-"""MSI-Net itself: the architecture written once (arch), its configuration, and the torch
-modules (net)."""
+"""MSI-Net itself: the architecture written once, torch-free (arch), and the torch modules
+(net)."""

@@ -31,8 +31,8 @@ from msinet.evaluation import metrics
 from msinet.imaging.files import remove_partials, written_whole
 from msinet.imaging.postprocess import map_to_image
 from msinet.imaging.preprocess import SIZE_PRESETS, parse_size
-from msinet.model.config import TrainConfig
 from msinet.model.net import MSINet, init_weights, normalize_minmax
+from msinet.training.config import TrainConfig
 from msinet.training.losses import cc_loss, kld_loss, nss_loss
 from msinet.training.trainset import Part, build_part, cached_part, sources_of
 from msinet.weights.store import WeightsMeta

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from msinet.imaging.files import written_whole
-from msinet.model.config import TrainConfig
+from msinet.training.config import TrainConfig
 from msinet.training.losses import cc_loss, kld_loss, nss_loss
 from msinet.training.train import Trainer
 from msinet.weights.store import load_arrays

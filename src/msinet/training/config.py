@@ -1,4 +1,4 @@
-"""Typed configuration with the paper's defaults, importable without torch.
+"""Training's typed configuration with the paper's defaults, importable without torch.
 
 Each field's help text lives here (`help`), and `msinet train`'s flags are derived from these
 fields (msinet.cli.common.add_flags): one place for every name, default and description.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from msinet.data import DATASETS
 
 
 def opt(default, help: str, **extra):
@@ -30,7 +32,7 @@ class TrainConfig:
     dataset: str = opt(
         "osie",
         "with --root: the one dataset to train on",
-        choices=("osie", "salicon", "mit1003", "eyecrowd", "cat2000", "folder"),
+        choices=DATASETS,
     )
     root: str = opt("", "with --dataset: that dataset's folder (or use --data)")
     out: str = opt("runs/osie", "run folder (checkpoints, logs, curves)")
