@@ -325,3 +325,14 @@ def test_upload_bytes_in_flight_have_a_budget():
     passed, others, retry = asyncio.run(run())
     assert passed == [200, 200, 200] and others == [503, 503, 200] and retry == "1"
     assert refused == ["uploads", "uploads"] and guard.bodies == 0
+
+
+def test_workers_get_the_settings_serve_was_given(monkeypatch):
+    """`msinet serve --workers N` hands its settings to the workers as one JSON variable (it
+    copied each field into MSINET_* variables, and loaded a model only to throw it away)."""
+    from msinet.server.app import SETTINGS_VARIABLE, app_from_env
+
+    given = Settings(max_queue=9, max_inflight_upload_mb=50, cors_origins=["https://a.example"])
+    monkeypatch.setenv(SETTINGS_VARIABLE, given.model_dump_json())
+    app = app_from_env()  # the model loads at start-up, not here
+    assert app.state.settings == given

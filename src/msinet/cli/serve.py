@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from msinet.cli.common import add_flags, fail, missing_extra
@@ -15,7 +14,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from msinet.engine import load_engine
     from msinet.pipeline import resolve
-    from msinet.server.app import create_app
+    from msinet.server.app import SETTINGS_VARIABLE, create_app
     from msinet.server.connections import ConnectionLimits, configure
     from msinet.server.memory import return_freed_memory
     from msinet.server.settings import Settings
@@ -28,29 +27,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**given)
         settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
-        # The model loads here, before any server starts: a bad weights file is one line and
-        # exit 2, not uvicorn's "Application startup failed" traceback.
-        engine = load_engine(*resolve(settings.weights, settings.engine), settings.threads)
+        name, weights = resolve(settings.weights, settings.engine)
+        if args.ray or settings.workers > 1:
+            # each replica or worker loads its own model: the file is checked here (seal,
+            # hashes, architecture), so that a bad one is one line and exit 2, without a
+            # model built only to be thrown away
+            check_weights(name, weights)
         if args.ray:
-            del engine  # each replica loads its own
             from msinet.scale.serve import RayOptions, parse_autoscale, run
 
             autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
             run(settings, RayOptions(args.replicas, autoscale, args.num_cpus,
                                      args.max_ongoing_requests))  # fmt: skip
             return 0
-        if settings.workers > 1:  # each worker builds its app from MSINET_* (checked above)
-            del engine
-            for k, v in settings.model_dump().items():
-                if v is not None:
-                    os.environ[f"MSINET_{k.upper()}"] = (
-                        json.dumps(v) if isinstance(v, list) else str(v)
-                    )
+        if settings.workers > 1:  # each worker builds its app from these settings
+            os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
             uvicorn.run("msinet.server.app:app_from_env", factory=True, host=settings.host,
                         port=settings.port, workers=settings.workers,
                         timeout_graceful_shutdown=30,
                         **configure(ConnectionLimits.of(settings)))  # fmt: skip
             return 0
+        # The model loads here, before any server starts: a bad weights file is one line and
+        # exit 2, not uvicorn's "Application startup failed" traceback.
+        engine = load_engine(name, weights, settings.threads)
         app = create_app(settings, engine=engine)
     except (ValidationError, ValueError, WeightsError) as e:
         return fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))
@@ -81,3 +80,22 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
     p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
     p.set_defaults(func=cmd_serve)
+
+
+def check_weights(engine: str, path) -> None:
+    """A weights file checked as its engine would read it, without building the model."""
+    from pathlib import Path
+
+    if Path(path).suffix == ".onnx":
+        from msinet.weights.onnx_file import load_onnx
+
+        load_onnx(Path(path))
+        if engine == "torch":
+            raise ValueError(f"the torch engine runs .safetensors weights, not {path}")
+        return
+    from msinet.weights.store import load_arrays
+
+    if engine == "onnx-int8":
+        raise ValueError("the onnx-int8 engine runs a quantized .onnx file (msinet export "
+                         f"--format onnx --int8), not {path}")  # fmt: skip
+    load_arrays(path)

@@ -94,11 +94,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     return app
 
 
+# `msinet serve --workers N` hands its settings to the workers it starts in this variable.
+SETTINGS_VARIABLE = "MSINET_SERVE_SETTINGS"
+
+
 def app_from_env() -> FastAPI:
-    """For `uvicorn --factory` with several workers: settings come from MSINET_* variables,
-    and so do this worker's connection limits."""
+    """For `uvicorn --factory` with several workers: the settings `msinet serve` put in
+    SETTINGS_VARIABLE (else MSINET_* variables), and this worker's connection limits."""
+    import os
+
     from msinet.server.connections import ConnectionLimits, configure
 
-    settings = Settings()
+    given = os.environ.get(SETTINGS_VARIABLE)
+    settings = Settings.model_validate_json(given) if given else Settings()
     configure(ConnectionLimits.of(settings))
     return create_app(settings)
