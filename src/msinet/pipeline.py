@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ class Done:
     input: np.ndarray | None = None  # the prepared model input, until the map is made
     geometry: Geometry | None = None
     error: Exception | None = None
-    map: np.ndarray | None = field(default=None)
+    map: np.ndarray | None = None
 
     def raised(self) -> Done:
         """Itself, or its error raised (for callers for whom one bad input stops all)."""

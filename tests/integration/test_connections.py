@@ -5,17 +5,16 @@ service's own."""
 
 import json
 import socket
-import threading
 import time
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from msinet.server.connections import ConnectionLimits, LimitedH11Protocol, configure
 from msinet.server.guard import RequestGuard
+from tests.integration.conftest import served
 
 LIMITS = ConnectionLimits(max_connections=6, header_timeout_s=0.6, max_header_bytes=2048)
 BODY_TIMEOUT = 0.8
@@ -43,18 +42,8 @@ def server():
     guarded = RequestGuard(app, api_key=None, public=[], max_body=10_000, batch_body=10_000,
                            body_timeout=BODY_TIMEOUT, max_headers=20)  # fmt: skip
     before = LimitedH11Protocol.limits
-    config = uvicorn.Config(guarded, host="127.0.0.1", port=0, log_level="warning",
-                            **configure(LIMITS))  # fmt: skip
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.02)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield port
-    srv.should_exit = True
-    thread.join(5)
+    with served(guarded, **configure(LIMITS)) as port:
+        yield port
     LimitedH11Protocol.limits = before
 
 

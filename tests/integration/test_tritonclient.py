@@ -1,15 +1,14 @@
 """The v2 routes with the real tritonclient, as its docs use it (issue 28): JSON inputs and
 outputs, and the binary tensor extension both ways, against a uvicorn server on loopback."""
 
-import threading
 import time
 
 import numpy as np
 import pytest
-import uvicorn
 
 from msinet.server.app import create_app
 from msinet.server.settings import Settings
+from tests.integration.conftest import served
 
 httpclient = pytest.importorskip("tritonclient.http", reason="pip install -e '.[dev]'")
 InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
@@ -17,21 +16,13 @@ InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceSe
 
 @pytest.fixture(scope="module")
 def triton(random_engine):
-    app = create_app(Settings(), engine=random_engine)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}", network_timeout=120)
-    while not client.is_model_ready("msinet") and time.time() < deadline:
-        time.sleep(0.1)
-    yield client
-    client.close()
-    srv.should_exit = True
-    thread.join(10)
+    with served(create_app(Settings(), engine=random_engine), timeout=60) as port:
+        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}", network_timeout=120)
+        deadline = time.time() + 60
+        while not client.is_model_ready("msinet") and time.time() < deadline:
+            time.sleep(0.1)
+        yield client
+        client.close()
 
 
 def infer(client, name, array, datatype, binary_in, binary_out):

@@ -12,7 +12,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from msinet.engine import load_engine
+    from msinet.engine import check_weights, load_engine
     from msinet.pipeline import resolve
     from msinet.server.app import SETTINGS_VARIABLE, create_app
     from msinet.server.connections import ConnectionLimits, configure
@@ -80,22 +80,3 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--num-cpus", type=float, default=1.0, help="--ray: CPUs per replica")
     p.add_argument("--max-ongoing-requests", type=int, default=32, help="--ray: per replica")
     p.set_defaults(func=cmd_serve)
-
-
-def check_weights(engine: str, path) -> None:
-    """A weights file checked as its engine would read it, without building the model."""
-    from pathlib import Path
-
-    if Path(path).suffix == ".onnx":
-        from msinet.weights.onnx_file import load_onnx
-
-        load_onnx(Path(path))
-        if engine == "torch":
-            raise ValueError(f"the torch engine runs .safetensors weights, not {path}")
-        return
-    from msinet.weights.store import load_arrays
-
-    if engine == "onnx-int8":
-        raise ValueError("the onnx-int8 engine runs a quantized .onnx file (msinet export "
-                         f"--format onnx --int8), not {path}")  # fmt: skip
-    load_arrays(path)

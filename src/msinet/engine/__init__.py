@@ -11,7 +11,15 @@ from pathlib import Path
 
 from msinet.engine.base import Engine, check_batch
 
-__all__ = ["ENGINES", "Engine", "auto_engine", "check_batch", "load_engine", "under_load"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "auto_engine",
+    "check_batch",
+    "check_weights",
+    "load_engine",
+    "under_load",
+]
 
 
 def missing(extra: str, e: ModuleNotFoundError) -> ModuleNotFoundError:
@@ -46,10 +54,32 @@ def _onnx_int8(weights: Path, threads: int | None) -> Engine:
     _onnxruntime()
     from msinet.engine.onnx import load_int8
 
-    if weights.suffix != ".onnx":
+    _kind_for("onnx-int8", weights)
+    return load_int8(weights, threads=threads)
+
+
+def _kind_for(name: str, weights: Path) -> None:
+    """The file kind an engine reads: torch a .safetensors file, onnx-int8 an .onnx file."""
+    if name == "onnx-int8" and weights.suffix != ".onnx":
         raise ValueError("the onnx-int8 engine runs a quantized .onnx file (msinet export "
                          "--format onnx --int8), not " + str(weights))  # fmt: skip
-    return load_int8(weights, threads=threads)
+    if name == "torch" and weights.suffix == ".onnx":
+        raise ValueError(f"the torch engine runs .safetensors weights, not {weights}")
+
+
+def check_weights(name: str, weights: str | os.PathLike) -> None:
+    """What `load_engine` checks of the file (its kind, seal, hashes, architecture), without
+    building the model: for a server whose workers or replicas each load their own."""
+    weights = Path(weights)
+    _kind_for(name, weights)
+    if weights.suffix == ".onnx":
+        from msinet.weights.onnx_file import load_onnx
+
+        load_onnx(weights)
+    else:
+        from msinet.weights.store import load_arrays
+
+        load_arrays(weights)
 
 
 # The engines by name: the one list that the CLI's choices, the server's settings, the metrics'
