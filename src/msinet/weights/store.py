@@ -233,9 +233,9 @@ SHIPPED: dict[str, ShippedWeights] = {
     "msinet-v2": ShippedWeights(
         name="msinet-v2",
         file="msinet-v2.safetensors",
-        sha256="6040c7d7b4d37d34cc4b38432c96c6091b4dfc304616701d3654111e15a4852e",
+        sha256="afbf2d2fe47329d74cc5b6913bd960944ead97a89a837044517f8030fc9f5c1f",
         int8_file="msinet-v2-int8.onnx",
-        int8_sha256="688e5135033a638200874957957ff8bd6062ecbf1ac2e6496dcd774d4778a534",
+        int8_sha256="049acb9f634dfe1c726dcaebaf33fad15864d29ed867e24213c1197ce7c08bd5",
         meta={
             "num_params": 24_934_209,
             "dtype": "float16",
