@@ -115,6 +115,7 @@ LAYERS = [
     {"engine"},
     {"pipeline"},
     {"evaluation", "training", "video", "integrations"},
+    {"jobs"},
     {"server"},
     {"scale"},
     {"cli", "__main__"},

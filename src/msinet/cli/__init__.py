@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from msinet.cli.common import Parser, fail, missing_extra, os_error
+from msinet.cli.common import Parser, fail, missing_extra
+from msinet.imaging.files import os_error
 
 
 def build_parser() -> Parser:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 
@@ -158,16 +157,10 @@ def smoothing(text: str) -> float:
     return v
 
 
-def skip_reason(path: Path, e: Exception) -> str:
-    """Why one input was skipped, naming it once ("x.jpg: not an image ..."): image errors for
-    files already start with the path; file-system errors in `os_error`'s words."""
-    message = os_error(e) if isinstance(e, OSError) else str(e)
-    return message if message.startswith(f"{path}: ") else f"{path}: {message}"
-
-
-def os_error(e: OSError) -> str:
-    """`OSError` in one line with the path it concerns: "permission denied: out/x.png"."""
-    what = (e.strerror or type(e).__name__).lower()
-    if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
-        return f"{what}: {e.filename} (a file is in the way of a folder)"
-    return f"{what}: {e.filename}" if e.filename else f"{what}: {e}"
+def print_report(report) -> int:
+    """A folder job's lines, then one `msinet: skipped` line per failed input; exit 1 if any."""
+    for line in report.lines:
+        print(line, file=sys.stderr)
+    for message in report.failures:
+        print(f"msinet: skipped {message}", file=sys.stderr)
+    return 1 if report.failures else 0

@@ -59,29 +59,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from msinet.evaluation.calibrate import (
-        calibrate,
-        check,
-        model_maps,
-        render_figure,
-        source_hash,
-        store,
-    )
+    from msinet.evaluation.calibrate import calibrate_datasets
     from msinet.pipeline import load, resolve
+    from msinet.weights.files import source_hash, write_density
     from msinet.weights.store import WeightsError
 
     try:
         datasets = opened(args)
-        train, held_out, parts = [], [], []
-        for dataset in datasets:
-            fit_on = dataset.samples("train")[: args.limit]
-            checked = dataset.samples(args.split)
-            if not fit_on or not checked:
-                return fail(f"{dataset.name}: the train or {args.split} split is empty")
-            train += fit_on
-            held_out.append(checked)
-            parts.append(f"{dataset.name} {fit_on[0].name}-{fit_on[-1].name} ({len(fit_on)} "
-                         "images)")  # fmt: skip
         engine, weights = resolve(args.weights, args.engine)
         pipeline = load(weights, engine=engine, size=args.size, threads=args.threads,
                         max_pixels=args.max_pixels)  # fmt: skip
@@ -89,16 +73,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for path in args.write:  # refuse before the long fit, not after it
             if source_hash(path) != source:
                 return fail(f"{path} holds other weights than {weights}")
-        cal = calibrate(pipeline, train, " + ".join(parts), progress=not args.quiet)
-        reports = []
-        for dataset, checked in zip(datasets, held_out, strict=True):
-            val_maps = model_maps(pipeline, checked, f"maps ({dataset.name} {args.split})",
-                                  not args.quiet)  # fmt: skip
-            reports.append((dataset.name, check(val_maps, checked, cal)))
-            if args.figure and dataset is datasets[0]:
-                render_figure(val_maps, checked, cal, args.figure)
+        cal, reports = calibrate_datasets(pipeline, datasets, args.split, args.limit,
+                                          not args.quiet, args.figure)  # fmt: skip
         for path in args.write:
-            store(path, cal, source)
+            write_density(path, cal, source)
     except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
         return fail(str(e))
     print(json.dumps(asdict(cal), indent=2))

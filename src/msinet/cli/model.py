@@ -48,13 +48,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             images, _ = find_images([args.calibration])
             quantize_int8(weights, images[: args.calibration_count], args.output)
         else:
-            import onnx
+            from msinet.weights.onnx_graph import write_onnx
 
-            from msinet.imaging.files import written_whole
-            from msinet.weights.onnx_graph import build_from_weights
-
-            with written_whole(args.output) as tmp:
-                onnx.save(build_from_weights(weights), str(tmp))
+            write_onnx(weights, args.output)
     except (WeightsError, ValueError, ImageError) as e:
         return fail(str(e))
     print(f"{args.output}  sha256 {file_sha256(args.output)}")
@@ -87,7 +83,9 @@ def parsed(value: str):
 def describe_weights(path: Path) -> dict:
     """What `msinet info` prints for one file: its metadata, verified; for an int8 .onnx file
     also the self-check on this CPU."""
-    if path.suffix == ".onnx":
+    from msinet.weights.files import is_onnx
+
+    if is_onnx(path):
         from msinet.engine.onnx import load_int8
         from msinet.engine.probe import PROBE_KEY
         from msinet.weights.onnx_file import load_onnx

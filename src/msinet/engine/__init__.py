@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from msinet.engine.base import Engine, check_batch
+from msinet.weights.files import check_file, is_onnx
 
 __all__ = [
     "ENGINES",
@@ -60,10 +61,10 @@ def _onnx_int8(weights: Path, threads: int | None) -> Engine:
 
 def _kind_for(name: str, weights: Path) -> None:
     """The file kind an engine reads: torch a .safetensors file, onnx-int8 an .onnx file."""
-    if name == "onnx-int8" and weights.suffix != ".onnx":
+    if name == "onnx-int8" and not is_onnx(weights):
         raise ValueError("the onnx-int8 engine runs a quantized .onnx file (msinet export "
                          "--format onnx --int8), not " + str(weights))  # fmt: skip
-    if name == "torch" and weights.suffix == ".onnx":
+    if name == "torch" and is_onnx(weights):
         raise ValueError(f"the torch engine runs .safetensors weights, not {weights}")
 
 
@@ -72,14 +73,7 @@ def check_weights(name: str, weights: str | os.PathLike) -> None:
     building the model: for a server whose workers or replicas each load their own."""
     weights = Path(weights)
     _kind_for(name, weights)
-    if weights.suffix == ".onnx":
-        from msinet.weights.onnx_file import load_onnx
-
-        load_onnx(weights)
-    else:
-        from msinet.weights.store import load_arrays
-
-        load_arrays(weights)
+    check_file(weights)
 
 
 # The engines by name: the one list that the CLI's choices, the server's settings, the metrics'

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +16,6 @@ from msinet.evaluation import metrics as sal_metrics
 from msinet.evaluation.baselines import GaussianCenterBias
 from msinet.imaging.decode import load_image
 from msinet.imaging.postprocess import map_to_image
-from msinet.weights.store import WeightsError, read_header
 
 if TYPE_CHECKING:
     from msinet.pipeline import Pipeline
@@ -87,41 +85,29 @@ def calibrate(pipeline: Pipeline, train: list[Sample], fitted_on: str,
         return fit(images, prior.mean, prior.std, fitted_on, show)
 
 
-def store(path: str | os.PathLike, cal: DensityCalibration, source_hash: str) -> None:
-    """Write `cal` into a weights file of the same model (its metadata only; the file is
-    replaced whole): an msinet .safetensors file, or an .onnx file made from one."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        import onnx
-
-        from msinet.imaging.files import written_whole
-        from msinet.weights.onnx_file import load_onnx
-        from msinet.weights.onnx_graph import props, seal, set_metadata
-
-        model = load_onnx(path)
-        if props(model).get("source_content_sha256") != source_hash:
-            raise WeightsError(f"{path} was not made from the calibrated weights (its "
-                               "source_content_sha256 differs)")  # fmt: skip
-        with written_whole(path) as tmp:
-            onnx.save(seal(set_metadata(model, "density", cal.to_json())), str(tmp))
-        return
-    from msinet.weights.store import load_arrays, save_arrays
-
-    if read_header(path).get("content_sha256") != source_hash:  # before reading the tensors
-        raise WeightsError(f"{path} holds other weights than the calibrated ones")
-    tensors, meta = load_arrays(path)
-    save_arrays(path, tensors, replace(meta, density=cal))
-
-
-def source_hash(path: str | os.PathLike) -> str:
-    """The content hash of the float weights behind a weights file (.safetensors or .onnx)."""
-    path = Path(path)
-    if path.suffix == ".onnx":
-        from msinet.weights.onnx_file import load_onnx
-        from msinet.weights.onnx_graph import props
-
-        return props(load_onnx(path)).get("source_content_sha256", "")
-    return read_header(path).get("content_sha256", "")
+def calibrate_datasets(pipeline: Pipeline, datasets: list, split: str = "val",
+                       limit: int | None = None, progress: bool = True,
+                       figure: str | os.PathLike | None = None,
+                       ) -> tuple[DensityCalibration, list[tuple[str, Check]]]:  # fmt: skip
+    """One calibration fitted on the first `limit` training images of every dataset, checked
+    on each one's `split`; the figure shows the first dataset's."""
+    train, held_out, parts = [], [], []
+    for dataset in datasets:
+        fit_on = dataset.samples("train")[:limit]
+        checked = dataset.samples(split)
+        if not fit_on or not checked:
+            raise ValueError(f"{dataset.name}: the train or {split} split is empty")
+        train += fit_on
+        held_out.append(checked)
+        parts.append(f"{dataset.name} {fit_on[0].name}-{fit_on[-1].name} ({len(fit_on)} images)")
+    cal = calibrate(pipeline, train, " + ".join(parts), progress)
+    reports = []
+    for dataset, checked in zip(datasets, held_out, strict=True):
+        maps = model_maps(pipeline, checked, f"maps ({dataset.name} {split})", progress)
+        reports.append((dataset.name, check(maps, checked, cal)))
+        if figure and dataset is datasets[0]:
+            render_figure(maps, checked, cal, figure)
+    return cal, reports
 
 
 def render_figure(maps: list[np.ndarray], samples: list[Sample], cal: DensityCalibration,

@@ -75,3 +75,18 @@ def remove_partials(folder: str | os.PathLike) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+def skip_reason(path: Path, e: Exception) -> str:
+    """Why one input was skipped, naming it once ("x.jpg: not an image ..."): image errors for
+    files already start with the path; file-system errors in `os_error`'s words."""
+    message = os_error(e) if isinstance(e, OSError) else str(e)
+    return message if message.startswith(f"{path}: ") else f"{path}: {message}"
+
+
+def os_error(e: OSError) -> str:
+    """`OSError` in one line with the path it concerns: "permission denied: out/x.png"."""
+    what = (e.strerror or type(e).__name__).lower()
+    if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
+        return f"{what}: {e.filename} (a file is in the way of a folder)"
+    return f"{what}: {e.filename}" if e.filename else f"{what}: {e}"

@@ -145,6 +145,14 @@ GRAPH_HASH_KEY = "graph_sha256"
 FULL = "full:"  # the hash covers the whole model; files sealed before it cover initializers
 
 
+def write_onnx(weights: str | os.PathLike, output: str | os.PathLike) -> None:
+    """The fp32 ONNX file of a weights file, written whole."""
+    from msinet.imaging.files import written_whole
+
+    with written_whole(output) as tmp:
+        onnx.save(build_from_weights(weights), str(tmp))
+
+
 def graph_hash(model: onnx.ModelProto) -> str:
     """sha256 of everything the model computes with and says about itself: every node (type,
     inputs, outputs, attributes, in order), initializer, graph input and output, and metadata

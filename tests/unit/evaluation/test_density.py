@@ -19,7 +19,7 @@ from msinet.density import (
     log_density,
     log_likelihood,
 )
-from msinet.evaluation.calibrate import check, model_maps, source_hash, store
+from msinet.evaluation.calibrate import check, model_maps
 from msinet.evaluation.evaluate import (
     GroundTruthBuilder,
     LogDensity,
@@ -29,6 +29,7 @@ from msinet.evaluation.evaluate import (
     score_map,
 )
 from msinet.imaging.decode import load_image
+from msinet.weights.files import source_hash, write_density
 from msinet.weights.store import WeightsError, WeightsMeta, load_arrays
 
 CAL = DensityCalibration(
@@ -47,7 +48,7 @@ def calibrated(tmp_path_factory, random_weights):
     """The random model's weights with CAL stored in their metadata."""
     path = tmp_path_factory.mktemp("cal") / "calibrated.safetensors"
     shutil.copy(random_weights, path)
-    store(path, CAL, source_hash(path))
+    write_density(path, CAL, source_hash(path))
     return path
 
 
@@ -119,7 +120,7 @@ def test_calibration_travels_in_weights_metadata(calibrated, random_weights, tmp
     shutil.copy(random_weights, other)
     before = other.read_bytes()
     with pytest.raises(WeightsError, match="other weights"):
-        store(other, CAL, "0" * 64)  # fitted on another model: refused, file untouched
+        write_density(other, CAL, "0" * 64)  # fitted on another model: refused, file untouched
     assert other.read_bytes() == before
 
 
