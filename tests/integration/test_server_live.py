@@ -4,6 +4,7 @@ malformed requests, and the web page driven in a real headless Chromium."""
 import asyncio
 import base64
 import io
+import json
 import os
 import shutil
 import signal
@@ -17,9 +18,6 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-
-from msinet.weights.store import WeightsMeta
-from msinet.weights.torch_io import save_model
 
 pytestmark = pytest.mark.slow  # .ci/run runs these; see README: Development
 
@@ -53,22 +51,22 @@ def wait_ready(url: str, proc=None, timeout: float = 120, log: Path | None = Non
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory, random_model):
-    """The server .ci/run started (MSINET_TEST_SERVER, MSINET_TEST_SERVER_PID), or our own."""
+def live_server(tmp_path_factory):
+    """The server .ci/run started (MSINET_TEST_SERVER, MSINET_TEST_SERVER_PID), or our own,
+    started as .ci/run starts it: the shipped model on fp32 ONNX Runtime."""
     if os.environ.get("MSINET_TEST_SERVER"):
         url = os.environ["MSINET_TEST_SERVER"]
         wait_ready(url)
         yield url, int(os.environ["MSINET_TEST_SERVER_PID"])
         return
     home = tmp_path_factory.mktemp("live")
-    weights, log = home / "w.safetensors", home / "server.log"
-    save_model(random_model, weights, WeightsMeta(dataset="random-init"))
+    log = home / "server.log"
     port = free_port()
     # the log goes to a file: a pipe nobody reads fills after ~1,000 access lines and then
     # blocks the server's event loop on its next log line
     proc = subprocess.Popen(
         [sys.executable, "-m", "msinet", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--engine", "onnx", "--weights", str(weights), "--threads", "2"],
+         "--engine", "onnx", "--threads", "2"],
         stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -178,6 +176,56 @@ def test_web_page_in_headless_chromium(live_server, osie_images, tmp_path):
     assert shown_crops["1:1"] == crops["1:1"] and shown_crops["16:9"] == crops["16:9"]
     assert "1:1" in buttons and "16:9" in buttons
     assert crop_file.name.endswith("_1x1.jpg") and Image.open(crop_file).size == (600, 600)
+
+
+def test_areas_of_interest_in_headless_chromium(live_server, osie_images, tmp_path):
+    """Draw a box on the design with the mouse, name it, read share and seen-by; add a variant
+    and compare: the numbers are the API's."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, _ = live_server
+    a, b = osie_images[3], osie_images[4]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=flags)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url + "/")
+        page.set_input_files("#file", str(a))
+        page.wait_for_selector("body[data-aoi=none]", timeout=60_000)
+        page.fill("#aoi-name", "headline")
+        box = page.locator("#aoi-a").bounding_box()
+        page.mouse.move(box["x"] + 0.30 * box["width"], box["y"] + 0.25 * box["height"])
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.70 * box["width"], box["y"] + 0.60 * box["height"], steps=8)
+        page.mouse.up()
+        page.wait_for_selector("body[data-aoi=done]", timeout=60_000)
+        regions = page.evaluate("aoiState.regions")
+        shown_a = page.evaluate("aoiState.a")
+        page.set_input_files("#aoi-variant", str(b))
+        page.wait_for_function("aoiState.b !== null && document.body.dataset.aoi === 'done'",
+                               timeout=60_000)  # fmt: skip
+        shown_b = page.evaluate("aoiState.b")
+        table = page.inner_text("#aoi-table")
+        page.screenshot(path=str(tmp_path / "aoi.png"), full_page=True)
+        browser.close()
+    (region,) = regions
+    assert region["name"] == "headline"
+    x, y, w, h = region["box"]
+    assert abs(x - 240) <= 3 and abs(y - 150) <= 3 and abs(w - 320) <= 4 and abs(h - 210) <= 4
+    regions_json = json.dumps({"headline": region["box"]})
+    api = httpx.post(f"{url}/v1/aoi", files={"image": (a.name, a.read_bytes(), "image/jpeg")},
+                     data={"regions": regions_json}, timeout=60).json()  # fmt: skip
+    assert shown_a["regions"] == api["regions"]
+    assert 0 < shown_a["regions"][0]["share"] < 1 and shown_b["regions"][0]["box"] == [x, y, w, h]
+    assert "headline" in table and "pts" in table and "%" in table
 
 
 def test_camera_mode_in_headless_chromium(live_server):

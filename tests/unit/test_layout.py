@@ -110,7 +110,7 @@ def test_no_package_imports_one_that_depends_on_it():
 LAYERS = [
     {"msinet", "model"},
     {"imaging"},
-    {"density", "data", "crop"},
+    {"density", "data", "crop", "aoi"},
     {"weights"},
     {"engine"},
     {"pipeline"},

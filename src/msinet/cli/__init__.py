@@ -11,13 +11,14 @@ from msinet.imaging.files import os_error
 
 def build_parser() -> Parser:
     from msinet import __version__
-    from msinet.cli import bench, crop, evaluate, model, predict, serve
+    from msinet.cli import aoi, bench, crop, evaluate, model, predict, serve
 
     parser = Parser(prog="msinet", description="MSI-Net saliency prediction")
     parser.add_argument("--version", action="version", version=f"msinet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     predict.add_parser(sub)
     crop.add_parser(sub)
+    aoi.add_parser(sub)
     evaluate.add_parser(sub)
     model.add_parser(sub)
     serve.add_serve_parser(sub)

@@ -24,7 +24,7 @@ from msinet.server.settings import Settings
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """`engine` may be given (tests, embedding, `msinet serve`, which loads it first);
     otherwise it is loaded from the settings at start-up."""
-    from msinet.server.routes import crop, health, page, saliency, stream, v2
+    from msinet.server.routes import aoi, crop, health, page, saliency, stream, v2
 
     settings = settings or Settings()
     settings.api_key  # noqa: B018 - fail fast on an unset key variable
@@ -88,8 +88,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         msg = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
         return JSONResponse(error_for(request.url.path, 422, msg, details=details), 422)
 
-    for router in (saliency.router, crop.router, stream.router, v2.router, health.router,
-                   page.router):  # fmt: skip
+    for router in (saliency.router, crop.router, aoi.router, stream.router, v2.router,
+                   health.router, page.router):  # fmt: skip
         app.include_router(router)
     return app
 

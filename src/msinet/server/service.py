@@ -293,6 +293,17 @@ class SaliencyService:
         answer, _, _ = await self._through_model(data, ticket, finish, needs_image, CROP_WEIGHT)
         return answer
 
+    async def aoi(self, data: bytes, regions: list, ticket: Ticket | None = None) -> dict:
+        """The attention report of one image for `regions` (msinet.aoi): measured on a grid of
+        at most 4.2 MP, so its memory does not grow with the image."""
+        if self.engine is not None and self.engine.meta.density is None:
+            raise ServiceError(422, "the served model carries no density calibration (msinet "
+                               "calibrate); /v1/aoi is unavailable")  # fmt: skip
+        answer, _, _ = await self._through_model(
+            data, ticket, lambda image, m, g: self._aoi(m, g, regions), False
+        )
+        return answer
+
     async def _through_model(self, data: bytes, ticket: Ticket | None, finish,
                              keep_image: bool, weight: int = 1):  # fmt: skip
         """Image bytes -> decode + prepare (a thread) -> the batcher -> `finish(image, map,
@@ -309,6 +320,17 @@ class SaliencyService:
         timing.decode, timing.encode = decode_s * 1e3, encode_s * 1e3
         self.metrics.stages(timing)
         return answer, geometry, timing
+
+    def _aoi(self, m: np.ndarray, geometry: Geometry, regions: list) -> dict:
+        from msinet.aoi.measure import density_on_grid, measure
+        from msinet.aoi.regions import RegionError
+
+        H, W = geometry.original
+        try:
+            return measure(density_on_grid(m, (H, W), self.engine.meta.density), regions,
+                           size=(W, H))  # fmt: skip
+        except RegionError as e:
+            raise ServiceError(422, str(e)) from None
 
     def _crop(self, image: np.ndarray | None, m: np.ndarray, geometry: Geometry,
               req: CropRequest, deadline: float | None = None):  # fmt: skip
