@@ -1,17 +1,20 @@
 """Do `msinet aoi`'s numbers match real viewers? (issue 31, docs/aoi.md)
 
-`--fit`: fit the seen-by mapping (`msinet.aoi.measure.SeenBy`) on the training splits' human
-fixations alone: for seeded random boxes, the observed share of fixations in the box -> the
-observed fraction of observers who fixated it. No model and no validation image is involved.
+`--fit observed|model`: fit the seen-by mapping (`msinet.aoi.measure.SeenBy`) on the training
+splits: for seeded random boxes, the share of fixations in the box (observed, or the model's
+prediction) -> the observed fraction of observers who fixated it. No validation image is
+involved.
 
 Default: on the validation splits, for seeded random boxes (8-40% of each side) and boxes
 around the model's own salient regions, compare the predicted `share` (the calibrated density's
 mass in the box) with the observed share of fixations, against the baseline that predicts the
 share from the box's area alone; and the predicted `seen_by` with the observed fraction of
-observers, against the naive mapping (each fixation independent). Prints tables, writes a
-scatter plot and a JSON.
+observers, against the naive mapping (each fixation independent, with the image's own number of
+fixations per observer, which a prediction cannot know) and against the noise floor (the MAE a
+perfect seen-by would show, the observed fraction being a sample of the image's 15-16
+observers). Prints tables, writes a scatter plot and a JSON.
 
-    .venv/bin/python benchmarks/aoi_validation.py --fit
+    .venv/bin/python benchmarks/aoi_validation.py --fit model --limit 200
     .venv/bin/python benchmarks/aoi_validation.py --figure docs/figures/aoi-validation.png \
         --json /tmp/aoi-validation.json
 """
@@ -63,15 +66,42 @@ def human_boxes(samples, boxes_per_image: int, seed: int) -> np.ndarray:
     return np.array(rows)
 
 
+def model_boxes(pipeline, samples, boxes_per_image: int, seed: int) -> np.ndarray:
+    """Rows of (predicted share, observed seen-by, area share, observed share) for random
+    boxes on every sample."""
+    from msinet.aoi.measure import box_mass
+    from msinet.crop import summed_area
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in tqdm(samples, desc="training images", unit="img"):
+        f = s.fixations
+        if len(f) == 0:
+            continue
+        p = np.exp(pipeline.log_density(s.image), dtype=np.float64)
+        table = summed_area(p / p.sum())
+        H, W = p.shape
+        for b in random_boxes(rng, W, H, boxes_per_image):
+            obs_share, obs_seen, _ = observed(f, b)
+            rows.append((box_mass(table, b), obs_seen, b[2] * b[3] / (W * H), obs_share))
+    return np.array(rows)
+
+
 def fit(args) -> int:
     from scipy.optimize import curve_fit
 
     from msinet.data import open_dataset
 
+    pipeline = None
+    if args.fit == "model":
+        from msinet.pipeline import load
+
+        pipeline = load(engine=args.engine)
     data = []
     for name in DATASETS:
-        samples = open_dataset(name, Path(args.data) / name).samples("train")
-        data.append(human_boxes(samples, args.boxes, args.seed))
+        samples = open_dataset(name, Path(args.data) / name).samples("train")[: args.limit]
+        data.append(human_boxes(samples, args.boxes, args.seed) if pipeline is None
+                    else model_boxes(pipeline, samples, args.boxes, args.seed))  # fmt: skip
         print(f"{name}: {len(samples)} training images", file=sys.stderr)
     xy = np.concatenate(data)
     (a, b), _ = curve_fit(lambda s, a, b: 1 - np.exp(-a * np.clip(s, 0, 1) ** b), xy[:, 0],
@@ -79,9 +109,23 @@ def fit(args) -> int:
     pred = 1 - np.exp(-a * xy[:, 0] ** b)
     print(json.dumps({"a": round(float(a), 3), "b": round(float(b), 3), "boxes": len(xy),
                       "train_mae": round(float(np.abs(pred - xy[:, 1]).mean()), 4),
+                      "from": "the model's predicted share" if pipeline else "observed share",
                       "fitted_on": f"training splits of {', '.join(DATASETS)}: {len(xy)} random "
                       f"boxes ({args.boxes} per image, seed {args.seed})"}, indent=2))  # fmt: skip
+    if pipeline is not None:  # the share itself, shrunk toward the box's area share?
+        for u in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+            mae = np.abs((1 - u) * xy[:, 0] + u * xy[:, 2] - xy[:, 3]).mean()
+            print(f"share mixed with {u:.2f} x area share: train MAE {mae:.4f}", file=sys.stderr)
     return 0
+
+
+def floor(p: float, n: int) -> float:
+    """The MAE a perfect seen-by would still show against `n` observers: E|Binomial(n, p)/n - p|
+    (the observed fraction is itself a sample of n viewers)."""
+    from scipy.stats import binom
+
+    k = np.arange(n + 1)
+    return float((binom.pmf(k, n, p) * np.abs(k / n - p)).sum())
 
 
 def pearson(a, b) -> float:
@@ -105,6 +149,7 @@ def validate(args) -> int:
             f = s.fixations
             if len(f) == 0:
                 continue
+            observers = len(np.unique(f.subjects))
             p = np.exp(pipeline.log_density(s.image), dtype=np.float64)
             H, W = p.shape
             table = summed_area(p / p.sum())
@@ -115,16 +160,17 @@ def validate(args) -> int:
                 share = box_mass(table, box)
                 obs_share, obs_seen, per_observer = observed(f, box)
                 naive = 1 - (1 - share) ** per_observer
-                rows.append((name, kind, box[2] * box[3] / (W * H), share, obs_share,
-                             float(SEEN_BY(share)), obs_seen, naive))  # fmt: skip
+                seen = float(SEEN_BY(share))
+                rows.append((name, kind, box[2] * box[3] / (W * H), share, obs_share, seen,
+                             obs_seen, naive, floor(seen, observers)))  # fmt: skip
     table_rows = []
     for name in (*DATASETS, "all"):
         for kind in ("random", "salient", "all"):
             sel = [r for r in rows if name in (r[0], "all") and kind in (r[1], "all")]
             if not sel:
                 continue
-            cols = [np.array([r[i] for r in sel]) for i in range(2, 8)]
-            area, share, obs, seen, obs_seen, naive = cols
+            cols = [np.array([r[i] for r in sel]) for i in range(2, 9)]
+            area, share, obs, seen, obs_seen, naive, noise = cols
             table_rows.append({
                 "dataset": name, "boxes": kind, "n": len(sel),
                 "share_r": pearson(share, obs), "share_mae": float(np.abs(share - obs).mean()),
@@ -132,18 +178,19 @@ def validate(args) -> int:
                 "seen_by_r": pearson(seen, obs_seen),
                 "seen_by_mae": float(np.abs(seen - obs_seen).mean()),
                 "naive_seen_by_mae": float(np.abs(naive - obs_seen).mean()),
+                "seen_by_noise_floor": float(noise.mean()),
             })  # fmt: skip
     print(f"CPU: {cpu_info().describe()}; engine {pipeline.engine.name}; seen-by a={SEEN_BY.a} "
           f"b={SEEN_BY.b}; {args.boxes} random boxes per image (seed {args.seed}) + up to 5 "
           "salient-region boxes")  # fmt: skip
     print("\n| dataset | boxes | n | share r | share MAE | area-only r | area-only MAE | "
-          "seen-by r | seen-by MAE | naive seen-by MAE |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "seen-by r | seen-by MAE | naive seen-by MAE | seen-by noise floor |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for t in table_rows:
         print(f"| {t['dataset']} | {t['boxes']} | {t['n']} | {t['share_r']:.3f} | "
               f"{t['share_mae']:.3f} | {t['area_r']:.3f} | {t['area_mae']:.3f} | "
               f"{t['seen_by_r']:.3f} | {t['seen_by_mae']:.3f} | "
-              f"{t['naive_seen_by_mae']:.3f} |")  # fmt: skip
+              f"{t['naive_seen_by_mae']:.3f} | {t['seen_by_noise_floor']:.3f} |")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table_rows}, indent=2))
     if args.figure:
@@ -171,19 +218,28 @@ def plot(rows, path) -> None:
     for ax, (x, y) in zip(axes, titles, strict=True):
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         ax.set(xlabel=x, ylabel=y, xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    axes[0].legend(markerscale=4)
+    for ax, (xi, yi) in ((axes[0], (3, 4)), (axes[2], (5, 6))):  # binned means: calibration
+        xs, ys = np.array([r[xi] for r in rows]), np.array([r[yi] for r in rows])
+        edges = np.quantile(xs, np.linspace(0, 1, 16))
+        k = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, 14)
+        mx = [xs[k == i].mean() for i in range(15) if (k == i).any()]
+        my = [ys[k == i].mean() for i in range(15) if (k == i).any()]
+        ax.plot(mx, my, "ko-", ms=4, lw=1.5, label="mean in bins")
+    axes[0].legend(markerscale=2)
     fig.suptitle("Areas of interest on validation images: predicted against observed")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data"))
-    ap.add_argument("--fit", action="store_true", help="fit SEEN_BY on training fixations")
+    ap.add_argument("--fit", choices=("observed", "model"),
+                    help="fit SEEN_BY on training images: from the observed share of fixations, "
+                    "or from the model's predicted share")  # fmt: skip
     ap.add_argument("--boxes", type=int, default=20, help="random boxes per image")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--limit", type=int, help="first N validation images of each dataset")
+    ap.add_argument("--limit", type=int, help="first N images of each dataset's split")
     ap.add_argument("--engine", help="default: the default engine (onnx-int8)")
     ap.add_argument("--json")
     ap.add_argument("--figure")

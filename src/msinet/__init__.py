@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from msinet import pipeline
 
         return getattr(pipeline, name)
+    if name == "aoi":  # msinet.aoi.report(...) after a bare `import msinet`
+        import importlib
+
+        return importlib.import_module("msinet.aoi")
     raise AttributeError(f"module 'msinet' has no attribute {name!r}")

@@ -164,25 +164,28 @@ def as_rgb_array(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
 
 
-def resolve(
-    weights: str | os.PathLike | None = None, engine: str | None = None
-) -> tuple[str, Path]:
+def resolve(weights: str | os.PathLike | None = None, engine: str | None = None,
+            device: str = "cpu") -> tuple[str, Path]:  # fmt: skip
     """The one engine rule: (engine name, weights path). No weights: the shipped model, on the
-    fastest engine that passes the fidelity bar (int8 ONNX Runtime where installed, else
-    torch); given weights: fp32 ONNX Runtime where installed, else torch; an explicit engine
-    always wins."""
+    fastest engine that passes the fidelity bar (on the CPU int8 ONNX Runtime where installed,
+    else torch); given weights: fp32 ONNX Runtime where installed, else torch; on a GPU, ONNX
+    Runtime's CUDA provider where installed, else torch; an explicit engine always wins."""
     from msinet.engine import auto_engine
+    from msinet.engine.device import parse_device
     from msinet.weights.store import default_weights
 
-    name = engine or auto_engine(weights)
+    name = engine or auto_engine(weights, parse_device(device))
     return name, Path(weights) if weights else default_weights(name)
 
 
 def load(weights: str | os.PathLike | None = None, *, engine: str | None = None,
          size: str | tuple[int, int] | None = None, threads: int | None = None,
-         max_pixels: int = DEFAULT_MAX_PIXELS) -> Pipeline:  # fmt: skip
-    """A ready pipeline: `msinet.load().predict("photo.jpg")` is the shipped model's map."""
+         max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu",
+         amp: str | None = None) -> Pipeline:  # fmt: skip
+    """A ready pipeline: `msinet.load().predict("photo.jpg")` is the shipped model's map;
+    `device="cuda"` runs it on a GPU (engine/device.py), `amp="bf16"` with autocast (torch)."""
     from msinet.engine import load_engine
 
-    name, path = resolve(weights, engine)
-    return Pipeline(load_engine(name, path, threads=threads), size, max_pixels)
+    name, path = resolve(weights, engine, device)
+    return Pipeline(load_engine(name, path, threads=threads, device=device, amp=amp), size,
+                    max_pixels)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from msinet.cli.common import add_model_flags, fail, print_report
+from msinet.cli.common import add_model_flags, fail, pipeline_of, print_report
 
 
 def cmd_aoi(args: argparse.Namespace) -> int:
@@ -13,7 +13,6 @@ def cmd_aoi(args: argparse.Namespace) -> int:
     from msinet.cli.predict import check_density
     from msinet.jobs import JobError
     from msinet.jobs.aoi import aoi_report, as_text
-    from msinet.pipeline import load
     from msinet.weights.store import WeightsError
 
     try:
@@ -21,8 +20,7 @@ def cmd_aoi(args: argparse.Namespace) -> int:
         for path in args.regions or []:
             regions += read_file(path)
         checked(regions)
-        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
-                        max_pixels=args.max_pixels)  # fmt: skip
+        pipeline = pipeline_of(args)
         check_density(pipeline.engine.meta, args.weights or "the shipped model")
         job, reports = aoi_report(pipeline, args.inputs, regions, json_path=args.json,
                                   figure_path=args.figure, progress=not args.quiet)  # fmt: skip

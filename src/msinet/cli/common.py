@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from msinet.engine.device import DEVICE_HELP
 from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 
 
@@ -145,9 +146,28 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    "without onnxruntime)")  # fmt: skip
     p.add_argument("--size", help="model input: preset (osie, salicon, mit1003, cat2000) or HxW")
     p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    add_device_flags(p)
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help="refuse larger images (read from the header, before decoding)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_device_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    p.add_argument("--amp", choices=("bf16", "fp16"),
+                   help="torch engine: autocast (mixed precision, for GPUs)")  # fmt: skip
+
+
+def pipeline_of(args: argparse.Namespace, resolved: tuple | None = None):
+    """The pipeline the model flags describe (`resolved`: the engine and weights
+    `pipeline.resolve` already chose)."""
+    from msinet.imaging.decode import DEFAULT_MAX_PIXELS
+    from msinet.pipeline import load
+
+    engine, weights = resolved or (args.engine, args.weights)
+    return load(weights, engine=engine, size=args.size,
+                threads=getattr(args, "threads", None), device=args.device, amp=args.amp,
+                max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))  # fmt: skip
 
 
 def smoothing(text: str) -> float:

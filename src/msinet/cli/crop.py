@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from msinet.cli.common import add_model_flags, fail, print_report, unit_float
+from msinet.cli.common import add_model_flags, fail, pipeline_of, print_report, unit_float
 
 
 def cmd_crop(args: argparse.Namespace) -> int:
     from msinet.crop import parse_aspect
     from msinet.jobs.crop import crops_to_folder
-    from msinet.pipeline import load
     from msinet.weights.store import WeightsError
 
     try:
         aspects = {spec: parse_aspect(spec) for spec in args.aspect or ["1:1"]}
-        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
-                        max_pixels=args.max_pixels)  # fmt: skip
+        pipeline = pipeline_of(args)
     except (ValueError, WeightsError) as e:
         return fail(str(e))
     report = crops_to_folder(pipeline, args.inputs, args.output, aspects,

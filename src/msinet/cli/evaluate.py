@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from msinet.cli.common import add_model_flags, fail, positive_int
+from msinet.cli.common import add_device_flags, add_model_flags, fail, pipeline_of, positive_int
 from msinet.imaging.decode import ImageError
 
 
@@ -17,7 +17,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from msinet.data import open_dataset
     from msinet.evaluation.evaluate import evaluate, folder_predictions, model_rows
     from msinet.evaluation.metrics import MetricError
-    from msinet.pipeline import load
     from msinet.weights.store import WeightsError
 
     try:
@@ -29,7 +28,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 args.predictions
             )
         if args.weights or not args.predictions:  # the shipped model unless told otherwise
-            pipeline = load(args.weights, engine=args.engine, size=args.size)
+            pipeline = pipeline_of(args)
             name = Path(args.weights).name if args.weights else "shipped model"
             predictors.update(model_rows(pipeline, f"msinet ({name}, {pipeline.engine.name})"))
         if args.baselines and not args.quiet:
@@ -60,15 +59,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from msinet.evaluation.calibrate import calibrate_datasets
-    from msinet.pipeline import load, resolve
+    from msinet.pipeline import resolve
     from msinet.weights.files import source_hash, write_density
     from msinet.weights.store import WeightsError
 
     try:
         datasets = opened(args)
-        engine, weights = resolve(args.weights, args.engine)
-        pipeline = load(weights, engine=engine, size=args.size, threads=args.threads,
-                        max_pixels=args.max_pixels)  # fmt: skip
+        engine, weights = resolve(args.weights, args.engine, args.device)
+        pipeline = pipeline_of(args, (engine, weights))
         source = source_hash(weights)
         for path in args.write:  # refuse before the long fit, not after it
             if source_hash(path) != source:
@@ -120,6 +118,7 @@ def add_parser(sub) -> None:
         help="default: as predict (onnx-int8 for the shipped model, onnx otherwise)",
     )
     p.add_argument("--size", help="model input size (default: the weights' training size)")
+    add_device_flags(p)
     p.add_argument(
         "--baselines", action="store_true", help="centre bias, spectral residual, inter-observer"
     )

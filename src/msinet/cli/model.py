@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msinet.cli.common import add_flags, fail
+from msinet.cli.common import add_flags, fail, positive_int
 from msinet.imaging.decode import ImageError, find_images
 
 
@@ -24,7 +24,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
                             if hasattr(args, f.name)})  # fmt: skip
     try:
-        Trainer(config).fit(resume=args.resume, progress=not args.quiet)
+        if args.ray:
+            from msinet.scale.train import fit_on_ray
+
+            fit_on_ray(config, args.workers, args.gpus_per_worker, args.cpus_per_worker,
+                       resume=args.resume, progress=not args.quiet)  # fmt: skip
+        else:
+            Trainer(config).fit(resume=args.resume, progress=not args.quiet)
     except (ValueError, FileNotFoundError, WeightsError, ImageError) as e:
         return fail(str(e))
     print(f"run written to {config.out} (best.safetensors, last.safetensors, log.csv, curves.png)")
@@ -133,6 +139,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train MSI-Net on eye-tracking data")
     add_flags(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--ray", action="store_true", help="data-parallel on Ray Train (msinet[ray])")
+    p.add_argument("--workers", type=positive_int, default=2, help="--ray: training workers")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="--ray: GPUs per worker "
+                   "(NCCL; 0: CPU workers on gloo)")  # fmt: skip
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="--ray: CPUs per worker")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 

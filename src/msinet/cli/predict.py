@@ -9,6 +9,7 @@ from pathlib import Path
 from msinet.cli.common import (
     add_model_flags,
     fail,
+    pipeline_of,
     positive_int,
     print_report,
     smoothing,
@@ -30,19 +31,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from msinet.imaging.postprocess import colormap_lut
     from msinet.jobs import JobError
     from msinet.jobs.predict import maps_to_folder
-    from msinet.pipeline import load, resolve
+    from msinet.pipeline import resolve
     from msinet.weights.files import read_meta
     from msinet.weights.store import WeightsError
 
     try:
         colormap_lut(args.colormap)
         if args.ray:
-            engine, weights = resolve(args.weights, args.engine)
+            engine, weights = resolve(args.weights, args.engine, args.device)
             if args.format == "density":  # the actors load the model: read its metadata here
                 check_density(read_meta(weights), weights)
             return predict_ray(args, engine, weights)
-        pipeline = load(args.weights, engine=args.engine, size=args.size, threads=args.threads,
-                        max_pixels=args.max_pixels)  # fmt: skip
+        pipeline = pipeline_of(args)
         if args.format == "density":
             check_density(pipeline.engine.meta, args.weights or "the shipped model")
         overlay = {"colormap": args.colormap, "alpha": args.alpha} if args.overlay else None

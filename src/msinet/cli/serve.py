@@ -27,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**given)
         settings.api_key  # noqa: B018 - an unset key variable is an error now, not per request
-        name, weights = resolve(settings.weights, settings.engine)
+        name, weights = resolve(settings.weights, settings.engine, settings.device)
         if args.ray or settings.workers > 1:
             # each replica or worker loads its own model: the file is checked here (seal,
             # hashes, architecture), so that a bad one is one line and exit 2, without a
@@ -49,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 0
         # The model loads here, before any server starts: a bad weights file is one line and
         # exit 2, not uvicorn's "Application startup failed" traceback.
-        engine = load_engine(name, weights, settings.threads)
+        engine = load_engine(name, weights, settings.threads, device=settings.device,
+                             amp=settings.amp)  # fmt: skip
         app = create_app(settings, engine=engine)
     except (ValidationError, ValueError, WeightsError) as e:
         return fail(str(e).splitlines()[0] if isinstance(e, ValidationError) else str(e))

@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 from msinet.engine.base import Engine, check_batch
+from msinet.engine.device import DeviceError, parse_device
 from msinet.weights.files import check_file, is_onnx
 
 __all__ = [
     "ENGINES",
+    "DeviceError",
     "Engine",
     "auto_engine",
     "check_batch",
@@ -29,12 +31,12 @@ def missing(extra: str, e: ModuleNotFoundError) -> ModuleNotFoundError:
                                name=e.name)  # fmt: skip
 
 
-def _torch(weights: Path, threads: int | None) -> Engine:
+def _torch(weights: Path, threads: int | None, device: str, amp: str | None) -> Engine:
     try:
         from msinet.engine.torch import TorchEngine
     except ModuleNotFoundError as e:
         raise missing("torch", e) from None
-    return TorchEngine(weights, threads=threads)
+    return TorchEngine(weights, threads=threads, device=device, amp=amp)
 
 
 def _onnxruntime() -> None:
@@ -44,19 +46,29 @@ def _onnxruntime() -> None:
         raise missing("onnx", e) from None
 
 
-def _onnx(weights: Path, threads: int | None) -> Engine:
+def _onnx(weights: Path, threads: int | None, device: str, amp: str | None) -> Engine:
     _onnxruntime()
     from msinet.engine.onnx import OnnxEngine
 
-    return OnnxEngine(weights, threads=threads)
+    _no_amp("onnx", amp)
+    return OnnxEngine(weights, threads=threads, device=device)
 
 
-def _onnx_int8(weights: Path, threads: int | None) -> Engine:
+def _onnx_int8(weights: Path, threads: int | None, device: str, amp: str | None) -> Engine:
     _onnxruntime()
     from msinet.engine.onnx import load_int8
 
     _kind_for("onnx-int8", weights)
+    _no_amp("onnx-int8", amp)
+    if device != "cpu":
+        raise DeviceError(f"device {device}: the onnx-int8 engine runs on the CPU; on a GPU "
+                          "use --engine onnx (msinet[gpu]) or --engine torch")  # fmt: skip
     return load_int8(weights, threads=threads)
+
+
+def _no_amp(name: str, amp: str | None) -> None:
+    if amp:
+        raise ValueError(f"--amp {amp} is the torch engine's mixed precision, not {name}'s")
 
 
 def _kind_for(name: str, weights: Path) -> None:
@@ -82,22 +94,28 @@ BUILDERS = {"torch": _torch, "onnx": _onnx, "onnx-int8": _onnx_int8}
 ENGINES = tuple(BUILDERS)
 
 
-# The fastest engine that passes the fidelity bar (msinet bench, docs/engines.md): int8 ONNX
-# Runtime for the shipped model, fp32 ONNX Runtime for other weights files.
-def auto_engine(weights: str | os.PathLike | None) -> str:
+# The fastest engine that passes the fidelity bar (msinet bench, docs/engines.md): on the CPU,
+# int8 ONNX Runtime for the shipped model, fp32 ONNX Runtime for other weights files; on a GPU,
+# ONNX Runtime's CUDA provider where onnxruntime-gpu is installed, else torch.
+def auto_engine(weights: str | os.PathLike | None, device: str = "cpu") -> str:
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime as ort
     except ImportError:
         return "torch"
-    return "onnx-int8" if weights is None else "onnx"
+    if device == "cpu":
+        return "onnx-int8" if weights is None else "onnx"
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return "onnx" if device.startswith("cuda") and cuda else "torch"
 
 
-def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None) -> Engine:
+def load_engine(name: str, weights: str | os.PathLike, threads: int | None = None, *,
+                device: str = "cpu", amp: str | None = None) -> Engine:  # fmt: skip
     """`weights`: an msinet .safetensors file (torch, onnx) or an msinet .onnx file (onnx,
-    onnx-int8, which needs a quantized graph from `msinet export --format onnx --int8`)."""
+    onnx-int8, which needs a quantized graph from `msinet export --format onnx --int8`);
+    `device` (engine/device.py) and `amp` (torch's autocast: bf16 or fp16) where it runs."""
     if name not in BUILDERS:
         raise ValueError(f"unknown engine {name!r}; available: {', '.join(ENGINES)}")
-    return BUILDERS[name](Path(weights), threads)
+    return BUILDERS[name](Path(weights), threads, parse_device(device), amp)
 
 
 def under_load(engine: Engine) -> tuple[Engine | None, int]:

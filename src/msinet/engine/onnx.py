@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from msinet.engine.base import check_batch
+from msinet.engine.device import onnx_providers
 from msinet.engine.probe import PROBE_KEY, PROBE_MIN_CC, Probe, SelfCheck
 from msinet.weights.onnx_file import load_onnx
 from msinet.weights.onnx_graph import props
@@ -47,7 +48,7 @@ class OnnxEngine:
     `float_path` runs an int8 file's graph in float arithmetic."""
 
     def __init__(self, path: Path, threads: int | None = None, name: str = "onnx",
-                 float_path: bool = False) -> None:  # fmt: skip
+                 float_path: bool = False, device: str = "cpu") -> None:  # fmt: skip
         import onnxruntime as ort
 
         from msinet.weights.onnx_graph import meta_of
@@ -57,13 +58,14 @@ class OnnxEngine:
         self.path = Path(path)
         self.threads = threads or all_cores()
         self.float_path = float_path
+        self.device = device
         self.meta = meta_of(model)
         self.props = props(model)
         self.self_check: SelfCheck | None = None
         blob = model.SerializeToString()
         del model  # one copy of the weights fewer while the session builds its own
         self.session = ort.InferenceSession(
-            blob, session_options(self.threads, float_path), providers=["CPUExecutionProvider"]
+            blob, session_options(self.threads, float_path), providers=onnx_providers(device)
         )
 
     def single_threaded(self) -> OnnxEngine | None:
@@ -71,7 +73,7 @@ class OnnxEngine:
         Several such calls at once use the cores better than calls that split each operator
         across threads (docs/serving.md: 6-10% more images per second on 2 cores); a lone call
         is faster split. None when this engine has one thread already (it is that)."""
-        if self.threads == 1:
+        if self.threads == 1 or self.device != "cpu":
             return None
         sibling = OnnxEngine(self.path, 1, self.name, self.float_path)
         sibling.self_check = self.self_check  # same file, same CPU

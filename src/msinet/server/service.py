@@ -138,8 +138,10 @@ class SaliencyService:
             return
         return_freed_memory()
         if self.engine is None:
-            self.engine = await run_in_threadpool(load_engine, *resolve(s.weights, s.engine),
-                                                  s.threads)  # fmt: skip
+            name, weights = resolve(s.weights, s.engine, s.device)
+            self.engine = await run_in_threadpool(
+                lambda: load_engine(name, weights, s.threads, device=s.device, amp=s.amp)
+            )
         self.metrics.engine_loaded(self.engine)
         self.pipeline = Pipeline(self.engine, s.size, s.max_pixels)
         narrow, calls = await run_in_threadpool(under_load, self.engine)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from msinet.engine import ENGINES
+from msinet.engine.device import DEVICE_HELP, parse_device
 from msinet.imaging.decode import DEFAULT_MAX_PIXELS
 
 
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     engine: Literal[ENGINES] | None = Field(
         None, description="default: onnx-int8 for the shipped model, onnx for --weights"
     )
+    device: str = Field("cpu", description=DEVICE_HELP)
+    amp: Literal["bf16", "fp16"] | None = Field(None, description="torch engine: autocast "
+                                               "(mixed precision, for GPUs)")  # fmt: skip
     weights: str | None = Field(None, description="msinet .safetensors or .onnx file "
                                 "(default: the shipped model)")  # fmt: skip
     threads: int | None = Field(None, ge=1, description="intra-op threads per worker "
@@ -76,6 +80,11 @@ class Settings(BaseSettings):
     size: str | None = Field(None, description="model input HxW or preset "
                              "(default: the weights' training size)")  # fmt: skip
     model_name: str = Field("msinet", description="model name in the v2 (Open Inference) API")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return parse_device(v)
 
     @property
     def api_key(self) -> str | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from msinet.data import DATASETS
+from msinet.engine.device import DEVICE_HELP
 
 
 def opt(default, help: str, **extra):
@@ -63,6 +64,7 @@ class TrainConfig:
     limit_val: int = opt(0, "use only the first N validation images (0: all)")
     eval_sigma: float = opt(0.0, "density sigma in px for validation metrics (0: the dataset's)")
     threads: int = opt(0, "torch threads (0: torch's default)")
+    device: str = opt("cpu", DEVICE_HELP)
     version: str = opt("1", "version recorded in the saved weights")
     extra: dict[str, str] = field(default_factory=dict, metadata={
         "help": "extra metadata recorded in the saved weights", "cli": False})  # fmt: skip

@@ -11,12 +11,9 @@ layers that do not train run once, their output cached on disk beside the run:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict
 from functools import cached_property
@@ -24,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from msinet.data import open_dataset
+from msinet.engine.device import parse_device, torch_device
 from msinet.evaluation import metrics
 from msinet.imaging.files import remove_partials, written_whole
 from msinet.imaging.postprocess import map_to_image
@@ -34,6 +31,7 @@ from msinet.imaging.preprocess import SIZE_PRESETS, parse_size
 from msinet.model.net import MSINet, init_weights, normalize_minmax
 from msinet.training.config import TrainConfig
 from msinet.training.losses import cc_loss, kld_loss, nss_loss
+from msinet.training.records import load_optimizer, publish, save_optimizer, write_log
 from msinet.training.trainset import Part, build_part, cached_part, sources_of
 from msinet.weights.store import WeightsMeta
 from msinet.weights.torch_io import init_from_vgg16, load_model, save_model
@@ -73,20 +71,20 @@ def initial_model(spec: str) -> MSINet:
     raise ValueError("--init is required: vgg16:PATH or an msinet weights file")
 
 
-def save_optimizer(opt: torch.optim.Optimizer, names: dict[int, str], path: Path) -> None:
-    tensors = {}
-    for p, state in opt.state.items():
-        for k, v in state.items():
-            tensors[f"{names[id(p)]}/{k}"] = v.detach().clone() if torch.is_tensor(v) else v
-    with written_whole(path) as tmp:
-        save_file({k: v for k, v in tensors.items() if torch.is_tensor(v)}, str(tmp))
+class Phase(torch.nn.Module):
+    """The layers a phase trains, as one module (what DistributedDataParallel wraps): the
+    cached activations in, the raw map out."""
 
+    def __init__(self, model: MSINet, phase: str) -> None:
+        super().__init__()
+        self.model, self.phase = model, phase
 
-def load_optimizer(opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parameter], path: Path):
-    tensors = load_file(str(path))
-    for key, value in tensors.items():
-        name, _, k = key.rpartition("/")
-        opt.state[params[name]][k] = value
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.phase == "head":
+            return self.model.forward_head(x)
+        if self.phase == "partial":
+            return self.model.forward_head(self.model.encoder.forward_top(x))
+        return self.model.forward_raw(x)
 
 
 class Trainer:
@@ -99,6 +97,7 @@ class Trainer:
                              f"got {config.train_from!r}")  # fmt: skip
         if config.threads:
             torch.set_num_threads(config.threads)
+        self.device = torch.device(torch_device(parse_device(config.device)))
         self.out = Path(config.out)
         self.cache = Path(config.cache) if config.cache else self.out / "cache"
         self.sources = sources_of(config.data, config.dataset, config.root,
@@ -127,6 +126,7 @@ class Trainer:
         """The initial model, or the one the committed `state` names (resume)."""
         files = (state or {}).get("files", LEGACY_FILES)
         model = load_model(self.out / files["last"]) if state else initial_model(self.config.init)
+        model.to(self.device)
         for p in model.parameters():
             p.requires_grad_(False)
         groups = []
@@ -152,12 +152,13 @@ class Trainer:
         return [(head, 1.0), (list(enc.parameters()), factor)]
 
     def _frozen_fn(self, model: MSINet):
+        """The frozen layers as a function of CPU tensors (the cache is on disk, the model on
+        the device), and the cache's dtype."""
         phase = self.config.phase
-        if phase == "head":
-            return model.forward_features, np.float16
-        if phase == "partial":
-            return model.forward_stem, np.float16
-        return (lambda x: x), np.float32
+        if phase == "full":
+            return (lambda x: x), np.float32
+        fn = model.forward_features if phase == "head" else model.forward_stem
+        return (lambda x: fn(x.to(self.device)).cpu()), np.float16
 
     def _parts(self, model: MSINet) -> tuple[list[Part], list[Part]]:
         """Training and validation parts of every source, from the cache or built into it."""
@@ -183,17 +184,14 @@ class Trainer:
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _forward(self, model: MSINet, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
-            if self.config.phase == "head":
-                raw = model.forward_head(x)
-            elif self.config.phase == "partial":
-                raw = model.forward_head(model.encoder.forward_top(x))
-            else:
-                raw = model.forward_raw(x)
-        return normalize_minmax(raw.float(), model.config.eps)
+    def _forward(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`model`: the Phase wrapper, or its DistributedDataParallel."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16):
+            raw = model(x.to(self.device))
+        return normalize_minmax(raw.float(), self.eps)
 
     def _loss(self, pred: torch.Tensor, maps: torch.Tensor, fix: torch.Tensor) -> torch.Tensor:
+        maps, fix = maps.to(pred.device), fix.to(pred.device)
         loss = kld_loss(maps, pred)
         if self.config.cc_weight:
             loss = loss + self.config.cc_weight * cc_loss(maps, pred)
@@ -234,7 +232,7 @@ class Trainer:
                 for sigma, (_, val) in zip(sigmas, self.splits, strict=True)]  # fmt: skip
 
     @torch.no_grad()
-    def validate(self, model: MSINet, parts: list[Part]) -> dict[str, float]:
+    def validate(self, model: Phase, parts: list[Part]) -> dict[str, float]:
         """Per dataset: loss, NSS, CC, AUC-Judd; and their means over the datasets (val_loss,
         the model-selection criterion, weighs every dataset alike whatever its size)."""
         model.eval()
@@ -246,7 +244,7 @@ class Trainer:
                 x, maps, fix = part.batch([i])
                 pred = self._forward(model, x)
                 losses.append(float(self._loss(pred, maps, fix)))
-                s = map_to_image(pred[0, 0].numpy(), fmap.shape)  # the image's own size
+                s = map_to_image(pred[0, 0].cpu().numpy(), fmap.shape)  # the image's own size
                 nss.append(metrics.nss(s, fmap))
                 cc.append(metrics.cc(s, density))
                 auc.append(metrics.auc_judd(s, fmap, seed=i))
@@ -271,8 +269,19 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def fit(self, resume: bool = False, progress: bool = True) -> list[dict[str, float]]:
+    def fit(self, resume: bool = False, progress: bool = True, shard: tuple[int, int] = (0, 1),
+            on_epoch=None) -> list[dict[str, float]]:  # fmt: skip
+        """Train; resumable from the committed state. `shard` = (rank, world size) of a
+        data-parallel run (scale/train.py, torch.distributed initialised): every rank
+        takes its slice of each global batch, DistributedDataParallel averages the gradients
+        so that the step equals one process's on the whole batch, and rank 0 alone validates,
+        writes the run's files and decides when to stop. `on_epoch(scores)` runs on every rank
+        after each epoch (Ray Train's report)."""
         from tqdm import tqdm
+
+        rank, world = shard
+        if world > 1:
+            import torch.distributed as dist
 
         self.out.mkdir(parents=True, exist_ok=True)
         state_path = self.out / "state.json"
@@ -290,10 +299,17 @@ class Trainer:
                 raise ValueError("--resume with a different configuration than the run's")
         remove_partials(self.out)  # what a killed write left
         if resume:
-            self._publish(state)
-        self.progress = progress
+            publish(self.out, state)
+        self.progress = progress and rank == 0
         model, opt = self._model_and_optimizer(state if resume else None)
+        self.eps = model.config.eps
+        if world > 1 and rank > 0:
+            dist.barrier()  # rank 0 builds the caches; the others open them
         train, val = self._parts(model)
+        if world > 1 and rank == 0:
+            dist.barrier()
+        step = Phase(model, self.config.phase)
+        net = step if world == 1 else torch.nn.parallel.DistributedDataParallel(step)
         stale = state.get("stale", 0)
         if self.config.patience and stale >= self.config.patience:
             return state["history"]  # the run had already stopped early
@@ -307,18 +323,32 @@ class Trainer:
             batches = [order[i : i + bs] for i in range(0, len(order), bs)]
             total, start = 0.0, time.perf_counter()
             bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch",
-                       disable=not progress)  # fmt: skip
+                       disable=not self.progress)  # fmt: skip
             for k, rows in enumerate(bar, start=1):
-                x, maps, fix = self._gather(train, rows)
-                loss = self._loss(self._forward(model, x), maps, fix)
+                mine = rows[rank::world]
+                # each rank's mean loss weighted by its share of the batch: the gradients DDP
+                # averages are then the whole batch's (a rank with no row runs one at weight 0)
+                weight = len(mine) * world / len(rows)
+                x, maps, fix = self._gather(train, mine if len(mine) else rows[:1])
+                loss = self._loss(self._forward(net, x), maps, fix)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight).backward()
                 opt.step()
-                total += loss.item()
+                done = loss.detach() * (weight / world)
+                if world > 1:
+                    dist.all_reduce(done)
+                total += done.item()
                 bar.set_postfix(loss=f"{total / k:.4f}")
             scores = {"epoch": epoch, "train_loss": total / len(batches),
-                      "lr": opt.param_groups[0]["lr"], **self.validate(model, val),
-                      "seconds": time.perf_counter() - start}  # fmt: skip
+                      "lr": opt.param_groups[0]["lr"]}  # fmt: skip
+            if rank > 0:
+                scores, stop = self._from_rank0()
+                if on_epoch:
+                    on_epoch(scores)
+                if stop:
+                    break
+                continue
+            scores |= {**self.validate(step, val), "seconds": time.perf_counter() - start}
             state["history"].append(scores)
             # This epoch's files under new names (nothing the committed state names is touched),
             # then the commit: one atomic rename of the state that names them. A kill before it
@@ -338,63 +368,25 @@ class Trainer:
             state["files"] = files
             with written_whole(state_path) as tmp:
                 tmp.write_text(json.dumps(state, indent=2))
-            self._publish(state)
-            self._write_log(state["history"])
-            if progress:
+            publish(self.out, state)
+            write_log(self.out, state["history"])
+            if self.progress:
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in scores.items()))  # fmt: skip
-            if self.config.patience and stale >= self.config.patience:
+            stop = bool(self.config.patience and stale >= self.config.patience)
+            if world > 1:
+                self._from_rank0(scores, stop)
+            if on_epoch:
+                on_epoch(scores)
+            if stop:
                 break
         return state["history"]
 
-    def _publish(self, state: dict) -> None:
-        """`last.safetensors` and `best.safetensors` as links to the files the committed state
-        names (what people and scripts open), and the epoch files it no longer names deleted."""
-        files = state.get("files")
-        if not files:  # a run from before epoch files: its last/best are the files themselves
-            return
-        for name, target in (("last.safetensors", files["last"]),
-                             ("best.safetensors", files["best"])):  # fmt: skip
-            if target:
-                with written_whole(self.out / name) as tmp:
-                    try:
-                        os.link(self.out / target, tmp)
-                    except OSError:  # no hard links on this file system
-                        shutil.copyfile(self.out / target, tmp)
-        keep = set(files.values())
-        for p in self.out.glob("epoch-*.safetensors"):
-            if p.name not in keep:
-                p.unlink(missing_ok=True)
+    @staticmethod
+    def _from_rank0(scores: dict | None = None, stop: bool = False) -> tuple[dict, bool]:
+        """Rank 0's epoch scores and stop decision, sent to every rank."""
+        import torch.distributed as dist
 
-    def _write_log(self, history: list[dict[str, float]]) -> None:
-        with open(self.out / "log.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(history[0]))
-            w.writeheader()
-            w.writerows(history)
-        plot_curves(history, self.out / "curves.png")
-
-
-def plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
-    axes[0].set_title("KLD loss")
-    axes[0].legend()
-    axes[1].plot(epochs, [h["NSS"] for h in history], "o-", color="C2")
-    axes[1].set_title("validation NSS")
-    axes[2].plot(epochs, [h["CC"] for h in history], "o-", label="CC")
-    axes[2].plot(epochs, [h["AUC-Judd"] for h in history], "o-", label="AUC-Judd")
-    axes[2].set_title("validation CC, AUC-Judd")
-    axes[2].legend()
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+        box = [(scores, stop)]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
