@@ -95,6 +95,18 @@ def test_ray_names_outputs_like_predict_and_honours_overlay(local_ray, tmp_path,
     assert sorted(p.name for p in uri.iterdir()) == expected
 
 
+def test_gpu_actors_on_a_cluster_without_gpus_fail_fast(local_ray, tmp_path, inputs, weights,
+                                                         capsys):  # fmt: skip
+    import ray
+
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray cluster has GPUs")
+    code = main(["predict", str(inputs), "-o", str(tmp_path / "out"), "--weights", str(weights),
+                 "--ray", "--gpus-per-actor", "1", "--engine", "torch", "-q"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "has 0 GPU(s)" in err
+
+
 def test_serve_deployment_answers_like_the_standalone_server(local_ray, weights, osie_images):
     from fastapi.testclient import TestClient
     from ray import serve

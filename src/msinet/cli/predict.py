@@ -38,7 +38,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         colormap_lut(args.colormap)
         if args.ray:
-            engine, weights = resolve(args.weights, args.engine, args.device)
+            device = "cuda" if args.gpus_per_actor else args.device
+            engine, weights = resolve(args.weights, args.engine, device)
             if args.format == "density":  # the actors load the model: read its metadata here
                 check_density(read_meta(weights), weights)
             return predict_ray(args, engine, weights)
@@ -64,7 +65,8 @@ def predict_ray(args: argparse.Namespace, engine: str, weights: Path) -> int:
                                 actors=args.actors, batch_size=args.batch_size,
                                 threads_per_actor=args.threads, progress=not args.quiet,
                                 max_pixels=args.max_pixels, overlay=overlay,
-                                fmt=args.format)  # fmt: skip
+                                fmt=args.format,
+                                gpus_per_actor=args.gpus_per_actor)  # fmt: skip
     except (FileNotFoundError, WeightsError, ValueError) as e:
         return fail(str(e))
     print(
@@ -105,4 +107,6 @@ def add_parser(sub) -> None:
                    "of the previous frame, 0 <= S < 1 (default 0: off)")  # fmt: skip
     p.add_argument("--ray", action="store_true", help="score with Ray Data (msinet[ray])")
     p.add_argument("--actors", type=positive_int, default=1, help="--ray: engine actors")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0,
+                   help="--ray: GPUs per actor; each actor runs its engine on its GPU")  # fmt: skip
     p.set_defaults(func=cmd_predict)

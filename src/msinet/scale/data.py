@@ -38,11 +38,12 @@ class Scorer:
 
     def __init__(self, engine: str, weights: str, size: str | None, outdir: str,
                  threads: int | None, names: dict[str, str], max_pixels: int,
-                 overlay: dict | None = None, fmt: str = "png") -> None:  # fmt: skip
+                 overlay: dict | None = None, fmt: str = "png",
+                 device: str = "cpu") -> None:  # fmt: skip
         from msinet.pipeline import load
 
         self.pipeline = load(weights, engine=engine, size=size, threads=threads,
-                             max_pixels=max_pixels)  # fmt: skip
+                             max_pixels=max_pixels, device=device)  # fmt: skip
         self.outdir = Path(outdir)
         self.names = names  # ray_key(path) -> output name, made unique on the driver
         self.overlay = overlay  # colormap and alpha, or None
@@ -125,12 +126,14 @@ def predict_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overlay: dict | None = None,
     fmt: str = "png",
+    gpus_per_actor: float = 0.0,
 ) -> Summary:
     """Score images into `outdir` with `actors` engine actors.
 
     `cpus_per_actor` is Ray's logical CPU reservation per actor (the engine's real threads are
     `threads_per_actor`); Ray Data keeps part of a cluster's CPUs for other stages, so an actor
-    pool that asks for every core waits forever for its last actor."""
+    pool that asks for every core waits forever for its last actor. With `gpus_per_actor`, each
+    actor runs its engine on the GPU Ray gives it (`engine` should then be torch or onnx)."""
     quiet_defaults()
     import ray
 
@@ -149,6 +152,12 @@ def predict_files(
     if not todo:
         return summary
     started = start_ray()
+    have = ray.cluster_resources().get("GPU", 0)
+    if gpus_per_actor and have < gpus_per_actor * actors:  # Ray would wait for them forever
+        if started:
+            ray.shutdown()
+        raise ValueError(f"--gpus-per-actor {gpus_per_actor:g} x {actors} actor(s): the Ray "
+                         f"cluster has {have:g} GPU(s)")  # fmt: skip
     # SIGTERM stops the job as Ctrl-C does: the caller says "interrupted", and Ray is shut
     # down in order (a SIGTERM mid-job once ended in a segmentation fault)
     previous = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
@@ -171,11 +180,13 @@ def predict_files(
                 max_pixels,
                 overlay,
                 fmt,
+                "cuda" if gpus_per_actor else "cpu",
             ),
             batch_size=batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cpus_per_actor,
+            num_gpus=gpus_per_actor or None,
         )
         for row in results.iter_rows():
             if row["error"]:

@@ -78,3 +78,19 @@ def test_bf16_autocast_keeps_the_maps(osie_images):
         a, b = fp32.predict(image), bf16.predict(image)
         assert b.dtype == np.float32 and b.shape == a.shape
         assert cc(a, b) >= 0.999
+
+
+def needs_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here: the GPU checks run where one is (docs/scaling.md)")
+
+
+@pytest.mark.parametrize("amp", [None, "fp16", "bf16"])
+def test_cuda_maps_match_the_cpu(amp, osie_images):
+    needs_cuda()
+    cpu = load(engine="torch")
+    gpu = load(engine="torch", device="cuda", amp=amp)
+    for image in osie_images[:4]:
+        assert cc(cpu.predict(image), gpu.predict(image)) >= 0.999
