@@ -19,6 +19,7 @@ import io
 import platform
 import struct
 import time
+import urllib.parse
 import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,10 @@ import numpy as np
 from PIL import Image
 
 from msinet.engine.cpu import cpu_info
+
+# an attention report with two regions, as an image body's query
+AOI_REGIONS = '{"logo": [0.1, 0.1, 0.2, 0.1], "cta": [0.6, 0.8, 0.3, 0.1]}'
+AOI_PATH = "/v1/aoi?regions=" + urllib.parse.quote(AOI_REGIONS)
 
 
 def one_bit_png(side: int) -> bytes:
@@ -114,6 +119,7 @@ def cases(url: str, key: str | None) -> dict[str, list[Request]]:
         "overlay 7000x7000 x1": [post("/v1/saliency?overlay=true", png7000)],
         "crop 7000x7000 JSON x2": [post("/v1/crop?aspect=1:1&aspect=9:16", png7000)] * 2,
         "crop 7000x7000 JPEG x1": [post("/v1/crop?aspect=16:9&format=jpeg", png7000)],
+        "aoi 7000x7000 x2": [post(AOI_PATH, png7000)] * 2,
         "batch 16 x 19.9 MB padded PNG x6": [batch] * 6,
         "v2 binary 2048x2560 image x3": [infer] * 3,
         "stream 7000x7000 frame x4": [stream] * 4,

@@ -143,6 +143,7 @@ def test_idle_websockets_leave_http_answering(server):
     ("/v1/crop?aspect=1:1", 7000, 1),
     ("/v1/crop?aspect=16:9&format=jpeg", 7000, 1),
     ("/v1/saliency?format=npy", 7000, 4),
+    (bench.AOI_PATH, 7000, 2),
 ])  # fmt: skip
 def test_huge_images_on_every_route_stay_within_the_memory_bound(server, path, side, clients):
     url, pid, _ = server
