@@ -30,4 +30,8 @@ print(f"wheel install predicts: {maps[0].name} {m.size[0]}x{m.size[1]}")
 PY
 if "$work/venv/bin/python" -c "import torch" 2>/dev/null; then echo "torch came with msinet[onnx]"; exit 1; fi
 "$work/venv/bin/msinet" info > /dev/null
+"$work/venv/bin/msinet" aoi "$image" --region centre=0.25,0.25,0.5,0.5 --json "$work/aoi.json" -q
+"$work/venv/bin/python" -c "import json, sys; r = json.load(open(sys.argv[1]))['regions'][0]; \
+assert 0 < r['share'] < 1, r; print(f\"wheel install measures an AOI: share {r['share']:.2f}\")" \
+  "$work/aoi.json"
 echo "wheel check passed"

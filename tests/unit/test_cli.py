@@ -65,6 +65,7 @@ def test_batch_size_does_not_change_maps(tmp_path, inputs, random_weights):
         assert np.abs(a - b).max() <= 1
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_bad_files_are_reported_and_skipped(tmp_path, inputs, random_weights, capsys):
     (inputs / "text.jpg").write_text("not an image")
     (inputs / "empty.png").write_bytes(b"")

@@ -184,6 +184,7 @@ def test_each_crop_has_its_own_focal_point_inside_it(osie_root):
             assert left <= x < right and top <= y < bottom
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_a_large_map_is_searched_on_its_average_within_a_pixel_of_exact():
     """Over SEARCH_PIXELS the search runs on the map's area average (a 49 MP map's exact search
     held 1.9 GB): boxes stay exactly of their aspect, inside the image, within one averaged

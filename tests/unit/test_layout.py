@@ -1,7 +1,10 @@
 """The package's import graph: data flows one way, nothing reaches back up."""
 
 import ast
+import tomllib
 from pathlib import Path
+
+import pytest
 
 import msinet
 
@@ -135,3 +138,14 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}  # fmt: skip
     assert long == {}
+
+
+def test_every_package_ships_in_the_wheel():
+    """The wheel holds exactly the packages pyproject lists; a forgotten one breaks installs."""
+    pyproject = SRC.parents[1] / "pyproject.toml"
+    if not pyproject.exists():
+        pytest.skip("not a checkout: no pyproject.toml beside src/")
+    listed = set(tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {module_name(p) for p in SRC.rglob("__init__.py")}
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    assert {p for p in listed if p.startswith("msinet.")} <= on_disk

@@ -116,6 +116,7 @@ def test_report_on_a_real_image(shipped, osie_images):
     assert 0 < r["entropy"] < 1 and r["covered_share"] >= centre["share"]
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_cli_compares_variants_and_writes_json_and_figure(osie_images, tmp_path, capsys):
     a, b = osie_images[0], osie_images[1]
     regions = tmp_path / "regions.json"

@@ -57,12 +57,14 @@ def test_onnx_matches_torch_at_several_sizes(fp32_weights, random_model, shape):
     np.testing.assert_allclose(ours, ref, atol=2e-5)
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_onnx_and_torch_engines_agree_on_real_images(fp32_weights, real_batch):
     t = load_engine("torch", fp32_weights).predict(real_batch)
     o = load_engine("onnx", fp32_weights).predict(real_batch)
     np.testing.assert_allclose(o, t, atol=2e-5)
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_calls_under_load_run_single_threaded_with_the_same_maps(fp32_weights, real_batch):
     """The server's calls beside others run on a one-thread session of the same weights, one
     per thread: same maps, also when two threads call it at once. Torch's threads are
@@ -161,6 +163,7 @@ def test_bad_onnx_files_and_engine_inputs(tmp_path, fp32_weights):
         engine.predict(np.zeros((1, 3, 100, 120), np.float32))
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_public_api_cannot_reach_an_engine_with_bad_sizes(fp32_weights):
     """Any image size goes through preprocessing into a multiple-of-8 input."""
     from msinet.pipeline import Pipeline

@@ -72,6 +72,7 @@ def test_shipped_int8_carries_a_probe_of_real_images():
     assert probe.cc(fp32.predict) > 0.9999  # the stored maps are fp32's
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_broken_int8_falls_back_to_fp32_and_says_so(broken_int8, caplog, real_x):
     with caplog.at_level(logging.WARNING, logger="msinet"):
         engine = load_engine("onnx-int8", broken_int8, threads=2)
@@ -90,6 +91,7 @@ def test_broken_int8_without_its_fp32_source_is_refused(broken_int8, tmp_path, m
         load_engine("onnx-int8", broken_int8, threads=2)
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_int8_kernels_off_without_source_run_the_files_float_path(monkeypatch, tmp_path,
                                                                    caplog, real_x):  # fmt: skip
     """Where only the int8 integer kernels are wrong (as on CPUs whose kernels saturate), the

@@ -124,6 +124,7 @@ def test_calibration_travels_in_weights_metadata(calibrated, random_weights, tmp
     assert other.read_bytes() == before
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_every_engine_gives_the_same_density(shipped, osie_images):
     """The calibration lives in both shipped files: torch, onnx and onnx-int8 agree."""
     from msinet.pipeline import load
@@ -174,6 +175,7 @@ def test_density_known_answers(osie_root):
             assert own["LL"] > 0.3 and own["NSS"] > 0.5 and 0.1 < own["CC"] < 1
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_pysaliency_information_gain_equals_evaluate(shipped, osie_root):
     """pysaliency's own IG and LL of msinet's density (through the adapter) are msinet
     evaluate's, on real OSIE images."""

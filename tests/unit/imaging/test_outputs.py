@@ -24,6 +24,7 @@ def test_names_are_unique_stable_and_readable():
     assert len({n.casefold() for n in tricky.values()}) == 4
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_predict_writes_one_file_per_input(tmp_path, osie_images, random_weights, capsys):
     src = tmp_path / "in"
     for rel, image in (("x/1.jpg", 0), ("y/x/1.jpg", 1), ("same.jpg", 2)):
@@ -56,6 +57,7 @@ def test_unusable_output_folders_are_one_line(tmp_path, osie_folder, random_weig
     assert rc == 2 and len(err.splitlines()) == 1 and words in err and str(out) in err
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_a_write_that_fails_is_one_line_per_image_and_leaves_no_partial_file(
     tmp_path, osie_folder, random_weights, capsys, monkeypatch
 ):

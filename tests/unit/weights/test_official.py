@@ -266,6 +266,7 @@ def test_saved_model_with_variables(tmp_path, weights):
 SALICON = ("--dataset", "salicon")
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_clear_errors(tmp_path, weights, capsys):
     partial = dict(weights)
     del partial["aspp/conv2/kernel"], partial["decoder/conv4/bias"]

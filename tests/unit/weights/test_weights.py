@@ -136,6 +136,7 @@ def test_every_engine_checks_names_shapes_and_values(tmp_path, random_model, cha
     assert words in str(e.value) and str(path) in str(e.value)
 
 
+@pytest.mark.slow  # > 4 s on the 2-core machine: CI runs it
 def test_onnx_files_are_sealed_and_checked(tmp_path, random_weights):
     import onnx
 
