@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,15 @@ def broken_int8(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("broken") / "broken-int8.onnx"
     onnx.save(seal(model), str(path))  # a well-formed file (its hash matches) that computes wrong
     return path
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A test that builds a Trainer or engine with `threads=1` sets torch's process-wide thread
+    count; without this every later test in the session ran on one core (CI took 28 minutes)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else len(os.sched_getaffinity(0))
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
