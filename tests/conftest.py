@@ -130,13 +130,35 @@ def broken_int8(tmp_path_factory) -> Path:
     return path
 
 
+# torch's threads for every test: all cores; one per worker under pytest-xdist (.ci/run runs two
+# workers on two cores, and two workers' OpenMP threads spinning on the same cores made the
+# training tests 4x slower).
+TORCH_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else len(os.sched_getaffinity(0))
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """A test that builds a Trainer or engine with `threads=1` sets torch's process-wide thread
     count; without this every later test in the session ran on one core (CI took 28 minutes)."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch else len(os.sched_getaffinity(0))
+    _set_torch_threads()
     yield
+    _set_torch_threads()
+
+
+def _set_torch_threads() -> None:
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != before:
-        torch.set_num_threads(before)
+    if torch is not None and torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
+
+
+# Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs the full suite) the tests of one
+# file stay on one worker, so a module's fixtures (a live server, a calibrated model) are built
+# once; the Ray files share a group, so two local Ray clusters never start side by side.
+XDIST_GROUPS = {"test_ray.py": "ray", "test_ray_train.py": "ray"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        group = XDIST_GROUPS.get(item.path.name, item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))
