@@ -155,10 +155,19 @@ def _set_torch_threads() -> None:
 # file stay on one worker, so a module's fixtures (a live server, a calibrated model) are built
 # once; the Ray files share a group, so two local Ray clusters never start side by side.
 XDIST_GROUPS = {"test_ray.py": "ray", "test_ray_train.py": "ray"}
+# The files that take minutes go first (longest first: the other worker works through the short
+# files meanwhile, and no worker is left alone with a long file at the end).
+LONG_FIRST = ("test_ray_train.py", "test_ray.py", "test_train.py", "test_density.py",
+              "test_int8.py", "test_hostile_live.py", "test_video.py")  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: a file's tests stay together and in order
     for item in items:
         group = XDIST_GROUPS.get(item.path.name, item.nodeid.split("::")[0])
         item.add_marker(pytest.mark.xdist_group(group))
