@@ -53,6 +53,18 @@ def observed(fix, box) -> tuple[float, float, float]:
     return float(inside.mean()), len(seen) / len(observers), len(fix) / len(observers)
 
 
+def half_gap(fix, box, half: np.ndarray) -> float:
+    """Half the gap between the shares of fixations in the box of two halves of the observers
+    (`half`: True for the fixations of one half): about the MAE that even a perfect predicted
+    share shows against the observed share of all the observers (that share is itself a
+    sample: the gap between two halves has twice its spread)."""
+    x, y, w, h = box
+    inside = (fix.cols >= x) & (fix.cols < x + w) & (fix.rows >= y) & (fix.rows < y + h)
+    if half.all() or not half.any():
+        return float("nan")
+    return abs(float(inside[half].mean()) - float(inside[~half].mean())) / 2
+
+
 def human_boxes(samples, boxes_per_image: int, seed: int) -> np.ndarray:
     """Rows of (observed share, observed seen-by) for random boxes on every sample."""
     rng = np.random.default_rng(seed)
@@ -142,6 +154,7 @@ def validate(args) -> int:
 
     pipeline = load(engine=args.engine)
     rng = np.random.default_rng(args.seed)
+    halves = np.random.default_rng(args.seed + 1)  # apart, so the boxes stay those of `rng`
     rows = []  # dataset, kind, area, predicted share, observed share, seen-by, observed, naive
     for name in DATASETS:
         samples = open_dataset(name, Path(args.data) / name).samples("val")[: args.limit]
@@ -149,7 +162,9 @@ def validate(args) -> int:
             f = s.fixations
             if len(f) == 0:
                 continue
-            observers = len(np.unique(f.subjects))
+            subjects = np.unique(f.subjects)
+            observers = len(subjects)
+            half = np.isin(f.subjects, halves.permutation(subjects)[: observers // 2])
             p = np.exp(pipeline.log_density(s.image), dtype=np.float64)
             H, W = p.shape
             table = summed_area(p / p.sum())
@@ -162,18 +177,20 @@ def validate(args) -> int:
                 naive = 1 - (1 - share) ** per_observer
                 seen = float(SEEN_BY(share))
                 rows.append((name, kind, box[2] * box[3] / (W * H), share, obs_share, seen,
-                             obs_seen, naive, floor(seen, observers)))  # fmt: skip
+                             obs_seen, naive, floor(seen, observers),
+                             half_gap(f, box, half)))  # fmt: skip
     table_rows = []
     for name in (*DATASETS, "all"):
         for kind in ("random", "salient", "all"):
             sel = [r for r in rows if name in (r[0], "all") and kind in (r[1], "all")]
             if not sel:
                 continue
-            cols = [np.array([r[i] for r in sel]) for i in range(2, 9)]
-            area, share, obs, seen, obs_seen, naive, noise = cols
+            cols = [np.array([r[i] for r in sel]) for i in range(2, 10)]
+            area, share, obs, seen, obs_seen, naive, noise, gap = cols
             table_rows.append({
                 "dataset": name, "boxes": kind, "n": len(sel),
                 "share_r": pearson(share, obs), "share_mae": float(np.abs(share - obs).mean()),
+                "share_noise_floor": float(np.nanmean(gap)),
                 "area_r": pearson(area, obs), "area_mae": float(np.abs(area - obs).mean()),
                 "seen_by_r": pearson(seen, obs_seen),
                 "seen_by_mae": float(np.abs(seen - obs_seen).mean()),
@@ -183,12 +200,15 @@ def validate(args) -> int:
     print(f"CPU: {cpu_info().describe()}; engine {pipeline.engine.name}; seen-by a={SEEN_BY.a} "
           f"b={SEEN_BY.b}; {args.boxes} random boxes per image (seed {args.seed}) + up to 5 "
           "salient-region boxes")  # fmt: skip
-    print("\n| dataset | boxes | n | share r | share MAE | area-only r | area-only MAE | "
-          "seen-by r | seen-by MAE | naive seen-by MAE | seen-by noise floor |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "\n| dataset | boxes | n | share r | share MAE | share noise floor | area-only r | "
+        "area-only MAE | seen-by r | seen-by MAE | naive seen-by MAE | seen-by noise floor |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for t in table_rows:
         print(f"| {t['dataset']} | {t['boxes']} | {t['n']} | {t['share_r']:.3f} | "
-              f"{t['share_mae']:.3f} | {t['area_r']:.3f} | {t['area_mae']:.3f} | "
+              f"{t['share_mae']:.3f} | {t['share_noise_floor']:.3f} | {t['area_r']:.3f} | "
+              f"{t['area_mae']:.3f} | "
               f"{t['seen_by_r']:.3f} | {t['seen_by_mae']:.3f} | "
               f"{t['naive_seen_by_mae']:.3f} | {t['seen_by_noise_floor']:.3f} |")  # fmt: skip
     if args.json:
