@@ -233,9 +233,9 @@ SHIPPED: dict[str, ShippedWeights] = {
     "msinet-v2": ShippedWeights(
         name="msinet-v2",
         file="msinet-v2.safetensors",
-        sha256="afbf2d2fe47329d74cc5b6913bd960944ead97a89a837044517f8030fc9f5c1f",
+        sha256="147f1c0180a2dacf72a21863b97ea781969d666fdd4e1dbe7858f42b50ae8049",
         int8_file="msinet-v2-int8.onnx",
-        int8_sha256="049acb9f634dfe1c726dcaebaf33fad15864d29ed867e24213c1197ce7c08bd5",
+        int8_sha256="2fdba6f8a2682ed70f89d11c628f76e32253c763309b769d705ab7b7f9e35801",
         meta={
             "num_params": 24_934_209,
             "dtype": "float16",
