@@ -43,23 +43,26 @@ def random_boxes(rng: np.random.Generator, W: int, H: int, n: int) -> list[tuple
     return out
 
 
-def observed(fix, box) -> tuple[float, float, float]:
-    """(share of fixations in the box, fraction of observers with one there, mean fixations per
-    observer) on one image."""
+def in_box(fix, box) -> np.ndarray:
+    """Which fixations fall in the box (x, y, w, h)."""
     x, y, w, h = box
-    inside = (fix.cols >= x) & (fix.cols < x + w) & (fix.rows >= y) & (fix.rows < y + h)
+    return (fix.cols >= x) & (fix.cols < x + w) & (fix.rows >= y) & (fix.rows < y + h)
+
+
+def observed(fix, box, inside: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(share of fixations in the box, fraction of observers with one there, mean fixations per
+    observer) on one image; `inside`: the box's `in_box` mask, where the caller has it."""
+    inside = in_box(fix, box) if inside is None else inside
     observers = np.unique(fix.subjects)
     seen = np.unique(fix.subjects[inside])
     return float(inside.mean()), len(seen) / len(observers), len(fix) / len(observers)
 
 
-def half_gap(fix, box, half: np.ndarray) -> float:
+def half_gap(inside: np.ndarray, half: np.ndarray) -> float:
     """Half the gap between the shares of fixations in the box of two halves of the observers
     (`half`: True for the fixations of one half): about the MAE that even a perfect predicted
     share shows against the observed share of all the observers (that share is itself a
-    sample: the gap between two halves has twice its spread)."""
-    x, y, w, h = box
-    inside = (fix.cols >= x) & (fix.cols < x + w) & (fix.rows >= y) & (fix.rows < y + h)
+    sample: the gap between two halves has twice its spread). `inside`: the box's `in_box`."""
     if half.all() or not half.any():
         return float("nan")
     return abs(float(inside[half].mean()) - float(inside[~half].mean())) / 2
@@ -173,12 +176,13 @@ def validate(args) -> int:
                       for (x0, y0, x1, y1) in (g.box for g in salient_regions(p, 5))]  # fmt: skip
             for kind, box in boxes:
                 share = box_mass(table, box)
-                obs_share, obs_seen, per_observer = observed(f, box)
+                inside = in_box(f, box)
+                obs_share, obs_seen, per_observer = observed(f, box, inside)
                 naive = 1 - (1 - share) ** per_observer
                 seen = float(SEEN_BY(share))
                 rows.append((name, kind, box[2] * box[3] / (W * H), share, obs_share, seen,
                              obs_seen, naive, floor(seen, observers),
-                             half_gap(f, box, half)))  # fmt: skip
+                             half_gap(inside, half)))  # fmt: skip
     table_rows = []
     for name in (*DATASETS, "all"):
         for kind in ("random", "salient", "all"):
